@@ -1,0 +1,72 @@
+//! A lock-free token-bucket rate limiter for the hot path.
+//!
+//! - [`Quota`]: `n` tokens per period, with a burst (capacity) that defaults to `n`; built in
+//!   code or read from strings such as `"100/min"`.
+//! - [`RateLimiter`]: one bucket, for a whole service or one resource.
+//! - [`KeyedRateLimiter`]: one bucket per key (an API key, a user, an address) in a concurrent
+//!   map.
+//! - [`ManualClock`]: time that moves only when a test says so.
+//!
+//! A request of cost `k` passes when the bucket holds `k` tokens, and then takes them; a refused
+//! request takes nothing. A bucket starts full.
+//!
+//! # Quick start
+//!
+//! ```
+//! use hotlimit::{KeyedRateLimiter, Quota};
+//!
+//! let limiter = KeyedRateLimiter::<String>::new("100/min".parse()?);
+//! match limiter.check_key("api-key-1") {
+//!     Ok(snapshot) => println!("allowed, {} left", snapshot.remaining()),
+//!     Err(denied) => println!("slow down, retry in {:?}", denied.retry_after()),
+//! }
+//! # Ok::<(), hotlimit::QuotaError>(())
+//! ```
+//!
+//! # How a bucket works
+//!
+//! Each bucket is one `AtomicU64` holding its theoretical arrival time (the GCRA form of a token
+//! bucket): the instant, in units of a fraction of one token's time, at which the bucket would be
+//! full again. Tokens and timestamp are that one number, so a check is one clock read, one load,
+//! a comparison and one compare-and-swap, with no lock and no allocation. A refusal that the
+//! loaded word already proves writes nothing.
+//!
+//! # Memory ordering
+//!
+//! Checks use `Relaxed` atomics only: a bucket's word is its whole state and publishes no other
+//! memory. A check synchronises with nothing else in your program.
+//!
+//! # Known limits
+//!
+//! - Time is counted from the limiter's creation in units of one to two nanoseconds for usual
+//!   quotas; after about 146 years of uptime a limiter's time stops and buckets stop refilling.
+//! - A quota finer than one token per nanosecond is refused at build time.
+//! - With a burst of 1, a client paced exactly at the rate may be refused when its clock runs a
+//!   nanosecond ahead of the limiter's; any burst of 2 or more absorbs that.
+//! - Clock readings older than one the limiter has seen are lifted to the latest it has seen
+//!   (to within 1 ms), so a clock stepped back stands still until it catches up. A clock stepped
+//!   far forward and back likewise holds the limiter at the later time.
+//! - [`QuantaClock`] is calibrated against the system's monotonic clock and may differ from it by
+//!   tens of parts per million.
+//! - [`KeyedRateLimiter`] keeps a bucket for every key it has seen until
+//!   [`retain_recent`](KeyedRateLimiter::retain_recent) evicts the idle ones.
+
+#![warn(missing_docs)]
+
+mod bucket;
+mod clock;
+mod direct;
+mod gcra;
+mod keyed;
+mod outcome;
+mod quota;
+mod quota_str;
+mod store;
+mod sync;
+mod timeline;
+
+pub use clock::{Clock, ManualClock, QuantaClock, RecentClock};
+pub use direct::RateLimiter;
+pub use keyed::{DefaultHasher, KeyedRateLimiter};
+pub use outcome::{CheckError, Denied, InsufficientCapacity, Snapshot};
+pub use quota::{Quota, QuotaError, MAX_BURST, MAX_PERIOD};

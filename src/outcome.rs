@@ -1,0 +1,163 @@
+//! What a check answers: a snapshot of the bucket on admission, the reason on refusal.
+//!
+//! Everything a caller may want to show (tokens left, when to retry, when the bucket is full
+//! again) is derived here, from the bucket's word as the check saw it, only when asked. The
+//! check itself does no division.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::gcra;
+use crate::Quota;
+
+/// The bucket as an admitted request left it.
+///
+/// # Examples
+///
+/// ```
+/// use hotlimit::{ManualClock, Quota, RateLimiter};
+/// use std::time::Duration;
+///
+/// let limiter = RateLimiter::with_clock(Quota::per_minute(5)?, ManualClock::new());
+/// let snapshot = limiter.check_n(4).unwrap();
+/// assert_eq!(snapshot.remaining(), 1);
+/// assert_eq!(snapshot.reset_after(), Duration::from_secs(48));
+/// # Ok::<(), hotlimit::QuotaError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    quota: Quota,
+    /// The bucket's word after the request.
+    tat: u64,
+    now_ns: u64,
+    now: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn new(quota: Quota, tat: u64, now_ns: u64, now: u64) -> Self {
+        Self {
+            quota,
+            tat,
+            now_ns,
+            now,
+        }
+    }
+
+    /// Whole tokens left in the bucket after this request.
+    pub fn remaining(&self) -> u64 {
+        gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())
+    }
+
+    /// The time until the bucket is full again (zero if it is full).
+    pub fn reset_after(&self) -> Duration {
+        self.quota.wait_until(self.now_ns, self.tat)
+    }
+
+    /// The quota this bucket follows.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+}
+
+/// A request that the bucket could not pay for now; it changed nothing.
+///
+/// [`retry_after`](Denied::retry_after) is the exact time until the bucket holds the tokens this
+/// request asked for, counting the part of a token already accrued.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    quota: Quota,
+    /// The bucket's word as the check saw it.
+    tat: u64,
+    /// What the request cost, in time units.
+    cost: u64,
+    now_ns: u64,
+    now: u64,
+}
+
+impl Denied {
+    pub(crate) fn new(quota: Quota, tat: u64, cost: u64, now_ns: u64, now: u64) -> Self {
+        Self {
+            quota,
+            tat,
+            cost,
+            now_ns,
+            now,
+        }
+    }
+
+    /// How long until the same request would pass, if nothing else takes tokens meanwhile.
+    pub fn retry_after(&self) -> Duration {
+        // The request fits at `t` once `max(tat, t) + cost <= t + tau`; it was refused, so
+        // `tat > now` and the first such `t` is `tat + cost - tau`.
+        let ready = self.tat + self.cost - self.quota.tau();
+        self.quota.wait_until(self.now_ns, ready)
+    }
+
+    /// Whole tokens in the bucket when the request was refused.
+    pub fn remaining(&self) -> u64 {
+        gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())
+    }
+
+    /// The time until the bucket is full again.
+    pub fn reset_after(&self) -> Duration {
+        self.quota.wait_until(self.now_ns, self.tat)
+    }
+
+    /// The quota that refused the request.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+}
+
+impl fmt::Debug for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Denied")
+            .field("quota", &self.quota)
+            .field("retry_after", &self.retry_after())
+            .finish()
+    }
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rate limit of {} exceeded, retry after {:?}",
+            self.quota,
+            self.retry_after()
+        )
+    }
+}
+
+impl std::error::Error for Denied {}
+
+/// A request that costs more than the bucket can ever hold: waiting will not help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a cost of {cost} can never pass a bucket that holds at most {capacity}")]
+pub struct InsufficientCapacity {
+    /// The cost asked for.
+    pub cost: u64,
+    /// The bucket's capacity (the quota's burst).
+    pub capacity: u64,
+}
+
+/// Why [`check_n`](crate::RateLimiter::check_n) refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// Not enough tokens now; see [`Denied::retry_after`].
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// More than the capacity: never possible.
+    #[error(transparent)]
+    InsufficientCapacity(#[from] InsufficientCapacity),
+}
+
+impl CheckError {
+    /// The denial, when the request may pass later.
+    pub fn as_denied(&self) -> Option<&Denied> {
+        match self {
+            CheckError::Denied(denied) => Some(denied),
+            CheckError::InsufficientCapacity(_) => None,
+        }
+    }
+}
