@@ -93,6 +93,13 @@ impl Denied {
         self.quota.wait_until(self.now_ns, ready)
     }
 
+    /// [`retry_after`](Denied::retry_after) in whole seconds, rounded up and at least 1, as an
+    /// HTTP `Retry-After` header wants it: a wait of 0.3 s is 1, never 0.
+    pub fn retry_after_secs(&self) -> u64 {
+        let wait = self.retry_after();
+        (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+    }
+
     /// Whole tokens in the bucket when the request was refused.
     pub fn remaining(&self) -> u64 {
         gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())
