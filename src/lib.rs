@@ -53,6 +53,11 @@
 
 #![warn(missing_docs)]
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod bucket;
 mod clock;
 mod direct;
