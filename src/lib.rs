@@ -6,6 +6,8 @@
 //! - [`KeyedRateLimiter`]: one bucket per key (an API key, a user, an address) in a concurrent
 //!   map.
 //! - [`ManualClock`]: time that moves only when a test says so.
+//! - `http::RateLimitLayer`: a tower middleware limiting each API key, with the standard
+//!   rate-limit headers (cargo feature `http`, on by default).
 //!
 //! A request of cost `k` passes when the bucket holds `k` tokens, and then takes them; a refused
 //! request takes nothing. A bucket starts full.
@@ -62,6 +64,8 @@ mod bucket;
 mod clock;
 mod direct;
 mod gcra;
+#[cfg(feature = "http")]
+pub mod http;
 mod keyed;
 mod outcome;
 mod quota;
