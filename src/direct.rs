@@ -137,6 +137,14 @@ pub(crate) fn attempt(
     }
 }
 
+#[cfg(hotlimit_loom)]
+impl<C> RateLimiter<C> {
+    /// The bucket's word, for the loom models' final-state checks.
+    pub(crate) fn word(&self) -> u64 {
+        self.bucket.load()
+    }
+}
+
 impl<C> fmt::Debug for RateLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")

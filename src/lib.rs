@@ -58,6 +58,9 @@ mod clock;
 mod direct;
 mod gcra;
 mod keyed;
+#[cfg(hotlimit_loom)]
+#[doc(hidden)]
+pub mod loom_api;
 mod outcome;
 mod quota;
 mod quota_str;
