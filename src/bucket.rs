@@ -52,12 +52,14 @@ impl Bucket {
     /// Takes `cost` units at `now` if the bucket holds them (`tau` is the quota's tolerance).
     #[inline]
     pub(crate) fn acquire(&self, now: u64, cost: u64, tau: u64) -> Verdict {
+        // Relaxed: a stale word only shows more tokens, and the CAS below rechecks it.
         let tat = self.word.load(Ordering::Relaxed);
         let Some(next) = decide(tat, now, cost, tau) else {
             return verdict_without_write(tat);
         };
 
-        // The common case: nobody else wrote since the load.
+        // The common case: nobody else wrote since the load. Relaxed: CASes on one word are
+        // totally ordered whatever their ordering, and the word publishes no other memory.
         match self
             .word
             .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -76,6 +78,7 @@ impl Bucket {
                 return verdict_without_write(tat);
             };
 
+            // Relaxed: as in `acquire`, the CAS alone decides and publishes nothing else.
             match self
                 .word
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -90,6 +93,7 @@ impl Bucket {
     /// The bucket's word as it is now (a tombstone included).
     #[inline]
     pub(crate) fn load(&self) -> u64 {
+        // Relaxed: the word is the bucket's whole state; callers act on this value alone.
         self.word.load(Ordering::Relaxed)
     }
 
@@ -114,10 +118,13 @@ impl Bucket {
     /// Returns whether this call killed it. The kill is a CAS from the word it inspected, so an
     /// admission that lands first makes it fail, and one that comes after finds the tombstone.
     pub(crate) fn try_evict(&self, idle_since: u64) -> bool {
+        // Relaxed: only a pre-check; the CAS below decides on the word as it then is.
         let tat = self.word.load(Ordering::Relaxed);
         if tat & TOMBSTONE != 0 || tat > idle_since {
             return false;
         }
+        // Relaxed: the kill and any admission are CASes on this one word, so exactly one of
+        // them wins in its modification order; the tombstone publishes nothing else.
         self.word
             .compare_exchange(tat, TOMBSTONE, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()

@@ -154,6 +154,7 @@ impl ManualClock {
     /// Sets the time since the clock's start; an earlier time steps the clock backwards.
     pub fn set(&self, since_start: Duration) {
         let nanos = u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: as in `advance`, the value is all there is to see.
         self.nanos.store(nanos, Ordering::Relaxed);
     }
 
@@ -166,6 +167,7 @@ impl ManualClock {
 impl Clock for ManualClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
+        // Relaxed: a reader needs only the value; the limiters tolerate a stale one.
         self.nanos.load(Ordering::Relaxed)
     }
 }

@@ -69,14 +69,8 @@ impl<C: Clock> RateLimiter<C> {
     /// [`CheckError::Denied`] when there are fewer than `n` tokens now.
     #[inline]
     pub fn check_n(&self, n: u64) -> Result<Snapshot, CheckError> {
-        if n > self.quota.burst() {
-            return Err(InsufficientCapacity {
-                cost: n,
-                capacity: self.quota.burst(),
-            }
-            .into());
-        }
-        Ok(self.acquire(n * self.quota.unit())?)
+        let cost = cost_of(self.quota, n)?;
+        Ok(self.acquire(cost)?)
     }
 
     /// The quota this limiter enforces.
@@ -92,7 +86,12 @@ impl<C: Clock> RateLimiter<C> {
     /// `cost` units, already checked against the capacity.
     #[inline]
     fn acquire(&self, cost: u64) -> Result<Snapshot, Denied> {
-        let now_ns = self.time.now();
+        self.acquire_at(cost, self.time.now())
+    }
+
+    /// [`acquire`](Self::acquire) at a time already read (the loom models pass it in).
+    #[inline]
+    pub(crate) fn acquire_at(&self, cost: u64, now_ns: u64) -> Result<Snapshot, Denied> {
         let now = self.quota.units_at(now_ns);
 
         match attempt(&self.bucket, self.quota, cost, now_ns, now) {
@@ -101,6 +100,18 @@ impl<C: Clock> RateLimiter<C> {
             None => unreachable!("a direct limiter's bucket is never evicted"),
         }
     }
+}
+
+/// The cost in units of `n` tokens, refused when `n` exceeds the burst (waiting cannot help).
+#[inline]
+pub(crate) fn cost_of(quota: Quota, n: u64) -> Result<u64, InsufficientCapacity> {
+    if n > quota.burst() {
+        return Err(InsufficientCapacity {
+            cost: n,
+            capacity: quota.burst(),
+        });
+    }
+    Ok(n * quota.unit())
 }
 
 /// One request of `cost` units (at most the capacity) on `bucket`: `None` when the bucket has
@@ -123,6 +134,14 @@ pub(crate) fn attempt(
         Verdict::Admitted(tat) => Some(Ok(Snapshot::new(quota, tat, now_ns, now))),
         Verdict::Denied(tat) => Some(Err(Denied::new(quota, tat, cost, now_ns, now))),
         Verdict::Evicted => None,
+    }
+}
+
+#[cfg(hotlimit_loom)]
+impl<C> RateLimiter<C> {
+    /// The bucket's word, for the loom models' final-state checks.
+    pub(crate) fn word(&self) -> u64 {
+        self.bucket.load()
     }
 }
 

@@ -5,8 +5,8 @@ use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
 use crate::clock::{Clock, QuantaClock};
-use crate::direct::attempt;
-use crate::outcome::{CheckError, Denied, InsufficientCapacity, Snapshot};
+use crate::direct::{attempt, cost_of};
+use crate::outcome::{CheckError, Denied, Snapshot};
 use crate::store::Store;
 use crate::timeline::{Timeline, STEP};
 use crate::Quota;
@@ -104,14 +104,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if n > self.quota.burst() {
-            return Err(InsufficientCapacity {
-                cost: n,
-                capacity: self.quota.burst(),
-            }
-            .into());
-        }
-        Ok(self.acquire(key, n * self.quota.unit())?)
+        let cost = cost_of(self.quota, n)?;
+        Ok(self.acquire(key, cost)?)
     }
 
     /// Evicts every key whose bucket is full again, so it is no different from a new key.
@@ -121,9 +115,14 @@ where
     /// one that comes after makes a fresh bucket (see the crate's eviction notes). Returns how
     /// many keys it removed.
     pub fn retain_recent(&self) -> usize {
+        self.retain_recent_at(self.time.now())
+    }
+
+    /// [`retain_recent`](Self::retain_recent) at a time already read (the loom models pass it).
+    pub(crate) fn retain_recent_at(&self, now_ns: u64) -> usize {
         // A bucket full a whole watermark step ago is full for any reading a request may still
         // use, so replacing it by a fresh one changes no decision.
-        let idle_since = self.quota.units_at(self.time.now().saturating_sub(STEP));
+        let idle_since = self.quota.units_at(now_ns.saturating_sub(STEP));
         self.store.evict(|bucket| bucket.try_evict(idle_since))
     }
 
@@ -153,7 +152,16 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let now_ns = self.time.now();
+        self.acquire_at(key, cost, self.time.now())
+    }
+
+    /// [`acquire`](Self::acquire) at a time already read (the loom models pass it in).
+    #[inline]
+    pub(crate) fn acquire_at<Q>(&self, key: &Q, cost: u64, now_ns: u64) -> Result<Snapshot, Denied>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let now = self.quota.units_at(now_ns);
         self.store
             .with_bucket(key, |bucket| attempt(bucket, self.quota, cost, now_ns, now))

@@ -67,6 +67,9 @@ mod gcra;
 #[cfg(feature = "http")]
 pub mod http;
 mod keyed;
+#[cfg(hotlimit_loom)]
+#[doc(hidden)]
+pub mod loom_api;
 mod outcome;
 mod quota;
 mod quota_str;

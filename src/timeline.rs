@@ -46,7 +46,8 @@ impl<C: Clock> Timeline<C> {
             return latest;
         }
 
-        // Write back rarely; `fetch_max` so that racing writers never lower it.
+        // Write back rarely; `fetch_max` so that racing writers never lower it. Relaxed, as
+        // for the load: only the value matters, and RMWs on it are totally ordered.
         if now - latest > STEP {
             self.latest.fetch_max(now, Ordering::Relaxed);
         }

@@ -1,1 +1,3 @@
-//! Loom model checks live in `tests/`; run them with `RUSTFLAGS="--cfg hotlimit_loom"`.
+//! Loom model checks of hotlimit's lock-free core: the models are in `tests/`. Run them with
+//! `scripts/loom.sh`, which builds with `RUSTFLAGS="--cfg hotlimit_loom"`; without the cfg the
+//! tests compile to nothing.

@@ -1,0 +1,222 @@
+//! Loom models of the real bucket, the real limiters' check paths and the real eviction
+//! protocol (on the crate's loom-backed store). Run with `scripts/loom.sh`.
+//!
+//! Each model states its preemption bound and what it measured on the 2-core development
+//! machine (release build). All five together explore about 26,000 executions in about 2 s.
+
+#![cfg(hotlimit_loom)]
+
+mod common;
+
+use common::explore;
+use hotlimit::loom_api::{Bucket, Direct, Keyed, Verdict};
+use hotlimit::{CheckError, Quota};
+use loom::sync::Arc;
+use loom::thread;
+
+/// Units per token in the bucket-level models.
+const U: u64 = 10;
+/// The frozen time of the bucket-level models, in units.
+const NOW: u64 = 1_000;
+/// One second in nanoseconds: the limiter-level models use quotas of one token per second, whose
+/// unit is one nanosecond, so a word reads as nanoseconds.
+const SEC: u64 = 1_000_000_000;
+
+fn spawn_acquire(
+    bucket: &Arc<Bucket>,
+    now: u64,
+    cost: u64,
+    tau: u64,
+) -> thread::JoinHandle<Verdict> {
+    let bucket = Arc::clone(bucket);
+    thread::spawn(move || bucket.acquire(now, cost, tau))
+}
+
+/// Two threads race for the single token of a full bucket at one instant: exactly one wins.
+// Bound 3: 62 executions, under 0.01 s.
+#[test]
+fn two_threads_capacity_one_admit_exactly_one() {
+    explore("two_threads_capacity_one", 3, || {
+        let bucket = Arc::new(Bucket::full());
+        let a = spawn_acquire(&bucket, NOW, U, U);
+        let b = spawn_acquire(&bucket, NOW, U, U);
+        let verdicts = [a.join().unwrap(), b.join().unwrap()];
+
+        let admitted = verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Admitted(_)))
+            .count();
+        assert_eq!(admitted, 1, "{verdicts:?}");
+        assert!(
+            verdicts.contains(&Verdict::Admitted(NOW + U)),
+            "{verdicts:?}"
+        );
+        assert!(verdicts.contains(&Verdict::Denied(NOW + U)), "{verdicts:?}");
+        assert_eq!(bucket.load(), NOW + U);
+    });
+}
+
+/// Costs 1, 1 and 2 against a capacity of 2 at one instant: exactly 2 tokens go out, and the
+/// final word is what admitting the winners one after another gives.
+// Bound 3: 5,516 executions, about 0.5-0.8 s (bound 2: 1,151).
+#[test]
+fn three_threads_costs_1_1_2_capacity_two() {
+    explore("three_threads_costs_1_1_2", 3, || {
+        let tau = 2 * U;
+        let bucket = Arc::new(Bucket::full());
+        let costs = [U, U, 2 * U];
+        let handles: Vec<_> = costs
+            .iter()
+            .map(|&cost| spawn_acquire(&bucket, NOW, cost, tau))
+            .collect();
+        let verdicts: Vec<Verdict> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+        let mut admitted: Vec<(u64, u64)> = costs
+            .iter()
+            .zip(&verdicts)
+            .filter_map(|(&cost, v)| match *v {
+                Verdict::Admitted(tat) => Some((tat, cost)),
+                _ => None,
+            })
+            .collect();
+        let total: u64 = admitted.iter().map(|&(_, cost)| cost).sum();
+        assert!(total <= tau, "{verdicts:?}");
+        // Frozen time and a full bucket: nothing is lost either.
+        assert_eq!(total, tau, "{verdicts:?}");
+
+        // Replay the admitted requests in the order their words show, on a fresh bucket.
+        admitted.sort_unstable();
+        let replay = Bucket::full();
+        for &(tat, cost) in &admitted {
+            assert_eq!(replay.acquire(NOW, cost, tau), Verdict::Admitted(tat));
+        }
+        assert_eq!(bucket.load(), replay.load());
+
+        // A denial reports a word the bucket really held.
+        for v in &verdicts {
+            if let Verdict::Denied(tat) = *v {
+                assert!(admitted.iter().any(|&(t, _)| t == tat), "{verdicts:?}");
+            }
+        }
+        assert!(!verdicts.contains(&Verdict::Evicted));
+    });
+}
+
+/// A request on a stale reading races one on a fresh reading of an empty bucket. The word only
+/// moves up, by exactly what was admitted, and the tokens that came back are not handed out
+/// twice.
+// Bound 3: 104 executions, about 0.01 s.
+#[test]
+fn stale_now_racing_fresh_now() {
+    explore("stale_now_racing_fresh_now", 3, || {
+        let tau = 2 * U;
+        let bucket = Arc::new(Bucket::full());
+        // Empty at NOW: the word is NOW + tau, one token back at NOW + U, two at NOW + 2U.
+        assert_eq!(bucket.acquire(NOW, tau, tau), Verdict::Admitted(NOW + tau));
+        let start = bucket.load();
+
+        // Alone, each would be admitted: the stale one takes the one token it sees, the fresh
+        // one the two it sees. Together they must not take three.
+        let requests = [(NOW + U, U), (NOW + 2 * U, 2 * U)];
+        let handles: Vec<_> = requests
+            .iter()
+            .map(|&(now, cost)| {
+                let bucket = Arc::clone(&bucket);
+                thread::spawn(move || {
+                    let before = bucket.load();
+                    let verdict = bucket.acquire(now, cost, tau);
+                    let after = bucket.load();
+                    assert!(start <= before && before <= after, "{before} {after}");
+                    verdict
+                })
+            })
+            .collect();
+        let verdicts: Vec<Verdict> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+        let admitted: u64 = requests
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| matches!(v, Verdict::Admitted(_)))
+            .map(|(&(_, cost), _)| cost)
+            .sum();
+        assert!(admitted > 0 && admitted <= tau, "{verdicts:?}");
+        assert_eq!(bucket.load(), start + admitted, "{verdicts:?}");
+        for v in &verdicts {
+            match *v {
+                Verdict::Admitted(tat) | Verdict::Denied(tat) => assert!(tat >= start),
+                Verdict::Evicted => panic!("never evicted"),
+            }
+        }
+    });
+}
+
+/// Shared case C16. A key used once has sat full and idle; a sweep races two requests on it at
+/// the same instant. The kill and an admission are CASes on one word, so the key's single token
+/// goes out once, whichever bucket (the old one or its replacement) it comes from.
+// Bound 3: 20,179 executions, about 1.2-1.6 s (bound 2: 2,360).
+#[test]
+fn eviction_racing_admits_never_doubles_a_token() {
+    explore("eviction_racing_admits", 3, || {
+        let quota = Quota::per_second(1).unwrap();
+        let limiter = Arc::new(Keyed::new(quota));
+        assert!(limiter.check_n_at(7, 1, 10 * SEC).is_ok());
+        // Full since 11 s; at 13 s the sweep may evict it.
+        let t = 13 * SEC;
+
+        let sweeper = {
+            let limiter = Arc::clone(&limiter);
+            thread::spawn(move || limiter.retain_recent_at(t))
+        };
+        let checks: Vec<_> = (0..2)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                thread::spawn(move || limiter.check_n_at(7, 1, t).is_ok())
+            })
+            .collect();
+        let admitted = checks
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&ok| ok)
+            .count();
+        let evicted = sweeper.join().unwrap();
+
+        assert_eq!(admitted, 1, "evicted {evicted}");
+        assert!(evicted <= 1);
+        // The admitted bucket is the live one: it is in the map and empty.
+        assert_eq!(limiter.len(), 1);
+        assert!(limiter.check_n_at(7, 1, t).is_err());
+    });
+}
+
+/// `check_n` above the capacity races admissions on a direct limiter: it fails without touching
+/// the bucket, so the final word accounts for the admitted requests only.
+// Bound 3: 62 executions, about 0.01 s.
+#[test]
+fn check_n_above_capacity_racing_admits_changes_nothing() {
+    explore("check_n_above_capacity", 3, || {
+        let quota = Quota::per_second(1).unwrap().with_burst(2).unwrap();
+        let limiter = Arc::new(Direct::new(quota));
+        let t = 10 * SEC;
+
+        let over = {
+            let limiter = Arc::clone(&limiter);
+            thread::spawn(move || {
+                match limiter.check_n_at(3, t) {
+                    Err(CheckError::InsufficientCapacity(e)) => {
+                        assert_eq!((e.cost, e.capacity), (3, 2));
+                    }
+                    other => panic!("expected InsufficientCapacity, got {other:?}"),
+                }
+                u64::from(limiter.check_n_at(1, t).is_ok())
+            })
+        };
+        let two = {
+            let limiter = Arc::clone(&limiter);
+            thread::spawn(move || 2 * u64::from(limiter.check_n_at(2, t).is_ok()))
+        };
+        let admitted = over.join().unwrap() + two.join().unwrap();
+
+        assert!((1..=2).contains(&admitted));
+        assert_eq!(limiter.word(), t + admitted * SEC);
+    });
+}
