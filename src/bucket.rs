@@ -44,8 +44,13 @@ pub(crate) struct Bucket {
 impl Bucket {
     /// A full bucket.
     pub(crate) fn full() -> Self {
+        Self::starting_at(0)
+    }
+
+    /// A bucket whose word is `tat`: full for every reading from `tat` on.
+    pub(crate) fn starting_at(tat: u64) -> Self {
         Self {
-            word: AtomicU64::new(0),
+            word: AtomicU64::new(tat),
         }
     }
 
@@ -118,16 +123,24 @@ impl Bucket {
     /// Returns whether this call killed it. The kill is a CAS from the word it inspected, so an
     /// admission that lands first makes it fail, and one that comes after finds the tombstone.
     pub(crate) fn try_evict(&self, idle_since: u64) -> bool {
-        // Relaxed: only a pre-check; the CAS below decides on the word as it then is.
+        // Relaxed: only a pre-check; the CAS in `try_evict_from` decides on the word as it is.
         let tat = self.word.load(Ordering::Relaxed);
-        if tat & TOMBSTONE != 0 || tat > idle_since {
-            return false;
-        }
-        // Relaxed: the kill and any admission are CASes on this one word, so exactly one of
-        // them wins in its modification order; the tombstone publishes nothing else.
-        self.word
-            .compare_exchange(tat, TOMBSTONE, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        tat <= idle_since && self.try_evict_from(tat)
+    }
+
+    /// Turns the bucket into a tombstone if its word is still `tat`, full or not.
+    ///
+    /// For evicting the most idle key when a limiter is full of keys: the bucket's debt is
+    /// forgotten, but an admission since `tat` was read makes the CAS fail, so none is lost.
+    pub(crate) fn try_evict_from(&self, tat: u64) -> bool {
+        // The kill and any admission are CASes on this one word, so exactly one of them wins in
+        // its modification order. Release: a request that finds the tombstone takes an Acquire
+        // fence, and so sees the eviction horizon that the sweeper raised before the kill.
+        tat & TOMBSTONE == 0
+            && self
+                .word
+                .compare_exchange(tat, TOMBSTONE, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
     }
 }
 

@@ -15,12 +15,13 @@
 //! # Quick start
 //!
 //! ```
-//! use hotlimit::{KeyedRateLimiter, Quota};
+//! use hotlimit::{CheckError, KeyedRateLimiter, Quota};
 //!
 //! let limiter = KeyedRateLimiter::<String>::new("100/min".parse()?);
 //! match limiter.check_key("api-key-1") {
 //!     Ok(snapshot) => println!("allowed, {} left", snapshot.remaining()),
-//!     Err(denied) => println!("slow down, retry in {:?}", denied.retry_after()),
+//!     Err(CheckError::Denied(denied)) => println!("retry in {:?}", denied.retry_after()),
+//!     Err(other) => println!("refused: {other}"),
 //! }
 //! # Ok::<(), hotlimit::QuotaError>(())
 //! ```
@@ -50,8 +51,14 @@
 //!   far forward and back likewise holds the limiter at the later time.
 //! - [`QuantaClock`] is calibrated against the system's monotonic clock and may differ from it by
 //!   tens of parts per million.
-//! - [`KeyedRateLimiter`] keeps a bucket for every key it has seen until
-//!   [`retain_recent`](KeyedRateLimiter::retain_recent) evicts the idle ones.
+//! - [`KeyedRateLimiter`] evicts a key once its bucket has been full for the idle TTL, a shard
+//!   at a time as new keys arrive; with no new keys, idle keys stay until a sweep
+//!   ([`KeyedRateLimiter::retain_recent`], [`KeyedRateLimiter::spawn_sweeper`]). Without
+//!   [`KeyedBuilder::max_keys`], memory is bounded by the rate of new keys times the refill time
+//!   plus the TTL, not by a constant.
+//! - The map never returns table memory to the allocator: after a flood, the tables stay at
+//!   their largest size (about 16 bytes per slot) although the evicted keys and buckets are
+//!   freed.
 
 #![warn(missing_docs)]
 
@@ -79,6 +86,6 @@ mod timeline;
 
 pub use clock::{Clock, ManualClock, QuantaClock, RecentClock};
 pub use direct::RateLimiter;
-pub use keyed::{DefaultHasher, KeyedRateLimiter};
-pub use outcome::{CheckError, Denied, InsufficientCapacity, Snapshot};
+pub use keyed::{DefaultHasher, KeyedBuilder, KeyedRateLimiter, Overflow, Sweeper};
+pub use outcome::{CheckError, Denied, InsufficientCapacity, Snapshot, TooManyKeys};
 pub use quota::{Quota, QuotaError, MAX_BURST, MAX_PERIOD};

@@ -91,19 +91,20 @@ impl Direct {
 pub struct Keyed(KeyedRateLimiter<u64, ManualClock, Fixed>);
 
 impl Keyed {
-    /// An empty limiter under `quota`.
+    /// An empty limiter under `quota` that evicts buckets as soon as they are full and idle.
     pub fn new(quota: Quota) -> Self {
-        Self(KeyedRateLimiter::with_clock_and_hasher(
-            quota,
-            ManualClock::new(),
-            Fixed::default(),
-        ))
+        let limiter = KeyedRateLimiter::builder(quota)
+            .clock(ManualClock::new())
+            .hasher(Fixed::default())
+            .idle_ttl(core::time::Duration::ZERO)
+            .build();
+        Self(limiter)
     }
 
     /// [`KeyedRateLimiter::check_key_n`] at `now_ns`.
     pub fn check_n_at(&self, key: u64, n: u64, now_ns: u64) -> Result<Snapshot, CheckError> {
         let cost = crate::direct::cost_of(self.0.quota(), n)?;
-        Ok(self.0.acquire_at(&key, cost, now_ns)?)
+        self.0.acquire_at(&key, cost, now_ns)
     }
 
     /// [`KeyedRateLimiter::retain_recent`] at `now_ns`.

@@ -148,8 +148,19 @@ pub struct InsufficientCapacity {
     pub capacity: u64,
 }
 
-/// Why [`check_n`](crate::RateLimiter::check_n) refused a request.
+/// A new key that a [`KeyedRateLimiter`](crate::KeyedRateLimiter) at its key limit refused.
+///
+/// Only limiters built with [`Overflow::Refuse`](crate::Overflow::Refuse) answer it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the limiter already tracks its maximum of {max_keys} keys and refuses new ones")]
+pub struct TooManyKeys {
+    /// The limiter's key limit.
+    pub max_keys: usize,
+}
+
+/// Why a check refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckError {
     /// Not enough tokens now; see [`Denied::retry_after`].
     #[error(transparent)]
@@ -157,6 +168,9 @@ pub enum CheckError {
     /// More than the capacity: never possible.
     #[error(transparent)]
     InsufficientCapacity(#[from] InsufficientCapacity),
+    /// A new key while a keyed limiter is full of keys.
+    #[error(transparent)]
+    TooManyKeys(#[from] TooManyKeys),
 }
 
 impl CheckError {
@@ -164,7 +178,7 @@ impl CheckError {
     pub fn as_denied(&self) -> Option<&Denied> {
         match self {
             CheckError::Denied(denied) => Some(denied),
-            CheckError::InsufficientCapacity(_) => None,
+            CheckError::InsufficientCapacity(_) | CheckError::TooManyKeys(_) => None,
         }
     }
 }

@@ -5,10 +5,10 @@
 //! carries the crate's prefix so that no dependency ever sees it.
 
 #[cfg(not(hotlimit_loom))]
-pub(crate) use core::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(hotlimit_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(hotlimit_loom)]
 pub(crate) use loom::sync::{Arc, Mutex};

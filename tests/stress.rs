@@ -15,6 +15,15 @@ const WORKERS: u64 = 8;
 
 type Keyed = KeyedRateLimiter<u64, ManualClock>;
 
+/// A keyed limiter that evicts a bucket as soon as it has been full and idle for the watermark
+/// step, so that sweeps race admissions as often as possible.
+fn keyed(quota: Quota, clock: &ManualClock) -> Keyed {
+    KeyedRateLimiter::builder(quota)
+        .clock(clock.clone())
+        .idle_ttl(Duration::ZERO)
+        .build()
+}
+
 /// What one phase of checks came to.
 struct Phase {
     /// Admissions per key.
@@ -83,18 +92,21 @@ fn frozen_clock_exact_counts(keys: u64, burst: u64, rounds: u32) {
     let clock = ManualClock::new();
     clock.set(Duration::from_secs(10));
     let quota = Quota::per_second(burst).unwrap();
-    let limiter = Keyed::with_clock(quota, clock.clone());
+    let limiter = keyed(quota, &clock);
     // Every worker could take the whole burst of every key alone.
     let tries = burst;
     // A full refill (one period) plus the sweeper's one-step margin.
     let refill = quota.period() + Duration::from_millis(2);
 
     let first = phase(&limiter, keys, tries, |_| {});
+    let mut evicted = first.evicted;
     assert!(first.admitted.iter().all(|&n| n == burst), "first phase");
-    assert_eq!(first.evicted, 0, "nothing is idle at the time of use");
+    // The sweeper may still have evicted a few buckets here: one that a worker has just
+    // inserted holds the word of a full bucket until its first CAS, so it is full and idle. The
+    // worker's CAS then finds the tombstone and it retries on a fresh bucket; the counts above
+    // hold either way.
     assert_eq!(limiter.len() as u64, keys);
 
-    let mut evicted = 0;
     for round in 1..=rounds {
         clock.advance(refill);
         let next = phase(&limiter, keys, tries, |_| {});
@@ -111,7 +123,8 @@ fn frozen_clock_exact_counts(keys: u64, burst: u64, rounds: u32) {
 
     println!(
         "frozen clock, {keys} keys, burst {burst}: the sweeper evicted {evicted} buckets \
-         during {rounds} rounds of checks"
+         during {} rounds of checks",
+        rounds + 1
     );
 }
 
@@ -134,7 +147,7 @@ fn moving_clock_conformance(keys: u64, tries: u64) {
     clock.set(start);
     // 1000 per second with a burst of 10: a token every millisecond, exactly 10^6 ns.
     let quota = Quota::per_second(1_000).unwrap().with_burst(10).unwrap();
-    let limiter = Keyed::with_clock(quota, clock.clone());
+    let limiter = keyed(quota, &clock);
 
     let ticker = clock.clone();
     let run = phase(&limiter, keys, tries, move |done| {
@@ -185,7 +198,7 @@ fn eight_threads_on_one_key_admit_exactly_the_capacity() {
     clock.set(Duration::from_secs(10));
     let quota = Quota::per_minute(CAPACITY).unwrap();
 
-    let keyed = Keyed::with_clock(quota, clock.clone());
+    let keyed = keyed(quota, &clock);
     let direct = RateLimiter::with_clock(quota, clock.clone());
     let (from_keyed, from_direct) = (AtomicU64::new(0), AtomicU64::new(0));
     thread::scope(|s| {

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::headers::{retry_after_secs, write_retry_after, Policy, Usage};
 use super::key::KeyError;
 use crate::Denied;
+use core::time::Duration;
 
 /// `401`: `{"error": "API key required", "message": ...}`, with the policy's fields.
 pub(crate) fn unauthorized(reason: KeyError, policy: &Policy) -> Response<Full<Bytes>> {
@@ -43,6 +44,19 @@ pub(crate) fn too_many_requests(denied: &Denied, policy: &Policy) -> Response<Fu
 
     write_retry_after(response.headers_mut(), denied.retry_after());
     policy.write(response.headers_mut(), Some(Usage::from(denied)));
+    response
+}
+
+/// `503`: the limiter tracks as many keys as it may and refuses new ones for now.
+pub(crate) fn no_room(policy: &Policy) -> Response<Full<Bytes>> {
+    let body = json!({
+        "error": "too_many_clients",
+        "message": "the server is tracking as many API keys as it can; retry shortly",
+        "retry_after": 1,
+    });
+    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    write_retry_after(response.headers_mut(), Duration::from_secs(1));
+    policy.write(response.headers_mut(), None);
     response
 }
 

@@ -10,9 +10,9 @@ use tower::Service;
 use super::future::ResponseFuture;
 use super::headers::{Policy, Usage};
 use super::key::api_key;
-use super::response::{too_many_requests, unauthorized};
+use super::response::{no_room, too_many_requests, unauthorized};
 use super::ResponseBody;
-use crate::{Clock, KeyedRateLimiter, QuantaClock};
+use crate::{CheckError, Clock, KeyedRateLimiter, QuantaClock};
 
 /// A service that charges each request to its API key's bucket before passing it on.
 ///
@@ -79,7 +79,11 @@ where
                 let future = self.inner.call(request);
                 ResponseFuture::passed(future, Usage::from(&snapshot), self.policy.clone())
             }
-            Err(denied) => ResponseFuture::refused(too_many_requests(&denied, &self.policy)),
+            Err(CheckError::Denied(denied)) => {
+                ResponseFuture::refused(too_many_requests(&denied, &self.policy))
+            }
+            // A limiter full of keys that refuses new ones; cost errors cannot occur at cost 1.
+            Err(_) => ResponseFuture::refused(no_room(&self.policy)),
         }
     }
 }

@@ -1,0 +1,307 @@
+//! One bucket per key: [`KeyedRateLimiter`].
+
+mod builder;
+mod sweeper;
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+use core::time::Duration;
+
+use crate::bucket::Bucket;
+use crate::clock::{Clock, QuantaClock};
+use crate::direct::{attempt, cost_of};
+use crate::outcome::{CheckError, Snapshot, TooManyKeys};
+use crate::store::{Lookup, Store};
+use crate::sync::{AtomicU64, Ordering};
+use crate::timeline::{Timeline, STEP};
+use crate::Quota;
+
+pub use self::builder::{KeyedBuilder, Overflow};
+pub use self::sweeper::Sweeper;
+
+/// The map's default hasher: [foldhash](https://docs.rs/foldhash)'s fast hasher, with a random
+/// seed per limiter.
+///
+/// Keys often come from clients (API keys, addresses), so the seed is random: a client cannot
+/// compute colliding keys offline. foldhash is not a cryptographic function, though; a service
+/// that fears an attacker probing for collisions through response timing can pass
+/// [`std::hash::RandomState`] (SipHash, several times slower on short keys) to
+/// [`KeyedBuilder::hasher`].
+pub type DefaultHasher = foldhash::fast::RandomState;
+
+/// How many buckets [`Overflow::EvictIdlest`] compares to pick the one to evict.
+const IDLEST_SAMPLE: usize = 32;
+
+/// A token bucket per key, in a lock-free concurrent map.
+///
+/// Each key starts with a full bucket. A check on a key that exists borrows the key, allocates
+/// nothing, reads the clock once and does one compare-and-swap on the key's word.
+///
+/// # Memory
+///
+/// Keys whose bucket has been full for the [idle TTL](KeyedBuilder::idle_ttl) (60 s unless set)
+/// are evicted as the limiter goes: the map is split into shards, and after about as many new
+/// keys as a shard holds, the request that inserts the next one sweeps one shard. No background
+/// thread is needed and no request pays for more than one shard; [`spawn_sweeper`] adds a
+/// thread for those who want one. An evicted key is indistinguishable from one never seen, so
+/// eviction changes no decision. A hard cap on the number of keys, with a choice of what
+/// happens to new keys beyond it, is [`KeyedBuilder::max_keys`].
+///
+/// [`spawn_sweeper`]: KeyedRateLimiter::spawn_sweeper
+///
+/// # Examples
+///
+/// ```
+/// use hotlimit::{KeyedRateLimiter, Quota};
+///
+/// let limiter = KeyedRateLimiter::<String>::new(Quota::per_minute(2)?);
+/// assert!(limiter.check_key("alice").is_ok());
+/// assert!(limiter.check_key("alice").is_ok());
+/// assert!(limiter.check_key("alice").is_err());
+/// assert!(limiter.check_key("bob").is_ok());
+/// assert_eq!(limiter.len(), 2);
+/// # Ok::<(), hotlimit::QuotaError>(())
+/// ```
+pub struct KeyedRateLimiter<K, C = QuantaClock, S = DefaultHasher> {
+    store: Store<K, S>,
+    quota: Quota,
+    time: Timeline<C>,
+    /// How long a bucket stays after it is full again, in nanoseconds.
+    idle_ttl: u64,
+    overflow: Overflow,
+    /// The bucket that new keys share beyond the cap under [`Overflow::Shared`].
+    shared: Bucket,
+    /// The eviction horizon: every idle sweep so far evicted only buckets whose word was at most
+    /// this. New buckets start here rather than at zero, so that a request holding a reading
+    /// older than an eviction finds a new bucket no fuller than the one evicted.
+    horizon: AtomicU64,
+}
+
+impl<K: Hash + Eq> KeyedRateLimiter<K> {
+    /// A limiter on the default [`QuantaClock`] with the [`DefaultHasher`].
+    pub fn new(quota: Quota) -> Self {
+        Self::builder(quota).build()
+    }
+
+    /// A builder for a limiter with a chosen clock, hasher, idle TTL or key limit.
+    pub fn builder(quota: Quota) -> KeyedBuilder<K> {
+        KeyedBuilder::new(quota)
+    }
+}
+
+impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
+    /// A limiter on `clock` with the [`DefaultHasher`].
+    pub fn with_clock(quota: Quota, clock: C) -> Self {
+        KeyedBuilder::new(quota).clock(clock).build()
+    }
+}
+
+impl<K, C, S> KeyedRateLimiter<K, C, S>
+where
+    K: Hash + Eq,
+    C: Clock,
+    S: BuildHasher + Clone,
+{
+    /// A limiter on `clock` whose map hashes keys with `hasher`.
+    pub fn with_clock_and_hasher(quota: Quota, clock: C, hasher: S) -> Self {
+        KeyedBuilder::new(quota).clock(clock).hasher(hasher).build()
+    }
+
+    /// Takes one token from `key`'s bucket if it has one.
+    ///
+    /// The key is borrowed: a `KeyedRateLimiter<String>` takes a `&str`.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::Denied`] when the bucket is empty (it says when to retry);
+    /// [`CheckError::TooManyKeys`] for a new key when the limiter is full of keys and refuses
+    /// new ones ([`Overflow::Refuse`]).
+    #[inline]
+    pub fn check_key<Q>(&self, key: &Q) -> Result<Snapshot, CheckError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.acquire_at(key, self.quota.unit(), self.time.now())
+    }
+
+    /// Takes `n` tokens from `key`'s bucket if it holds `n`; takes none otherwise.
+    ///
+    /// `n == 0` takes nothing and reports the bucket as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::InsufficientCapacity`] when `n` exceeds the burst (waiting cannot help),
+    /// and otherwise as [`check_key`](Self::check_key).
+    #[inline]
+    pub fn check_key_n<Q>(&self, key: &Q, n: u64) -> Result<Snapshot, CheckError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let cost = cost_of(self.quota, n)?;
+        self.acquire_at(key, cost, self.time.now())
+    }
+
+    /// Evicts every key whose bucket has been full for the idle TTL; returns how many.
+    ///
+    /// Safe to call while other threads check keys: a bucket is evicted only by a
+    /// compare-and-swap from its full, idle word, so an admission that lands first keeps it, and
+    /// one that comes after makes a fresh bucket. This visits every key; the limiter's own
+    /// sweeping visits one shard at a time.
+    pub fn retain_recent(&self) -> usize {
+        self.retain_recent_at(self.time.now())
+    }
+
+    /// Sweeps the next shard of the map as a request would; returns how many keys it evicted.
+    pub fn sweep_slice(&self) -> usize {
+        self.sweep_slice_at(self.time.now())
+    }
+
+    /// The number of keys that have a bucket.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no key has a bucket.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key limit ([`usize::MAX`] when there is none).
+    pub fn max_keys(&self) -> usize {
+        self.store.max_keys()
+    }
+
+    /// The number of keys the next slice sweep would visit.
+    pub fn slice_len(&self) -> usize {
+        self.store.slice_len()
+    }
+
+    /// The quota every key follows.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// How long a key stays after its bucket is full again.
+    pub fn idle_ttl(&self) -> Duration {
+        Duration::from_nanos(self.idle_ttl)
+    }
+
+    /// The clock this limiter reads.
+    pub fn clock(&self) -> &C {
+        self.time.clock()
+    }
+
+    /// A check of `cost` units at a time already read (the loom models pass it in).
+    #[inline]
+    pub(crate) fn acquire_at<Q>(
+        &self,
+        key: &Q,
+        cost: u64,
+        now_ns: u64,
+    ) -> Result<Snapshot, CheckError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let now = self.quota.units_at(now_ns);
+        let run = |bucket: &Bucket| attempt(bucket, self.quota, cost, now_ns, now);
+
+        match self.store.with_bucket(key, || self.fresh_word(), run) {
+            Lookup::Found(result) => Ok(result?),
+            Lookup::Inserted(result) => {
+                self.after_insert(now_ns);
+                Ok(result?)
+            }
+            Lookup::Full => self.overflow(key, cost, now_ns),
+        }
+    }
+
+    /// A new key found the limiter full of keys: the overflow policy decides.
+    #[cold]
+    fn overflow<Q>(&self, key: &Q, cost: u64, now_ns: u64) -> Result<Snapshot, CheckError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        // Refused inserts count towards sweeping too, so idle keys keep leaving under a flood.
+        self.after_insert(now_ns);
+
+        let now = self.quota.units_at(now_ns);
+        let too_many = TooManyKeys {
+            max_keys: self.store.max_keys(),
+        };
+        match self.overflow {
+            Overflow::Refuse => Err(too_many.into()),
+            Overflow::Shared => match attempt(&self.shared, self.quota, cost, now_ns, now) {
+                Some(result) => Ok(result?),
+                None => unreachable!("the shared overflow bucket is never evicted"),
+            },
+            Overflow::EvictIdlest => {
+                // Make room once; if racing inserts take it first, refuse rather than loop.
+                let run = |bucket: &Bucket| attempt(bucket, self.quota, cost, now_ns, now);
+                if !self.store.evict_idlest(IDLEST_SAMPLE) {
+                    return Err(too_many.into());
+                }
+                match self.store.with_bucket(key, || self.fresh_word(), run) {
+                    Lookup::Found(result) | Lookup::Inserted(result) => Ok(result?),
+                    Lookup::Full => Err(too_many.into()),
+                }
+            }
+        }
+    }
+
+    /// Sweeps a slice when enough keys have been inserted since the last one.
+    fn after_insert(&self, now_ns: u64) {
+        if self.store.slice_due() {
+            self.sweep_slice_at(now_ns);
+        }
+    }
+
+    /// The word a new bucket starts with.
+    #[inline]
+    fn fresh_word(&self) -> u64 {
+        // Relaxed: a request that found a tombstone took an Acquire fence after it, and a miss
+        // saw papaya's Release removal with an Acquire load, so either way the horizon raised
+        // before the kill is visible here.
+        self.horizon.load(Ordering::Relaxed)
+    }
+
+    /// Raises the eviction horizon for a sweep at `now_ns`; returns the word below which a
+    /// bucket has been full for the idle TTL and may go.
+    fn raise_horizon(&self, now_ns: u64) -> u64 {
+        // Full a whole watermark step before the TTL began: full for any reading a request uses
+        // within that step. Older readings are covered by the horizon itself.
+        let idle_since = now_ns.saturating_sub(STEP).saturating_sub(self.idle_ttl);
+        let idle_since = self.quota.units_at(idle_since);
+
+        // Relaxed: published to requests by the Release of each kill that follows.
+        self.horizon.fetch_max(idle_since, Ordering::Relaxed);
+        idle_since
+    }
+
+    pub(crate) fn sweep_slice_at(&self, now_ns: u64) -> usize {
+        let idle_since = self.raise_horizon(now_ns);
+        self.store
+            .sweep_slice(|bucket| bucket.try_evict(idle_since))
+            .1
+    }
+
+    /// [`retain_recent`](Self::retain_recent) at a time already read (the loom models pass it).
+    pub(crate) fn retain_recent_at(&self, now_ns: u64) -> usize {
+        let idle_since = self.raise_horizon(now_ns);
+        self.store.sweep_all(|bucket| bucket.try_evict(idle_since))
+    }
+}
+
+impl<K, C, S> fmt::Debug for KeyedRateLimiter<K, C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("quota", &self.quota)
+            .field("idle_ttl", &Duration::from_nanos(self.idle_ttl))
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}

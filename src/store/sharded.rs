@@ -1,0 +1,256 @@
+//! The store on papaya maps, split into shards so that eviction sweeps one shard at a time.
+
+use core::borrow::Borrow;
+use core::hash::{BuildHasher, Hash};
+use core::ptr;
+
+use papaya::{HashMap, LocalGuard, ResizeMode};
+
+use super::Lookup;
+use crate::bucket::Bucket;
+use crate::sync::{fence, AtomicUsize, Ordering};
+
+/// A miss sweeps a slice once this many inserts were tried since the last slice, or once half
+/// as many as the next shard holds, whichever is more: about two entries visited per insert.
+///
+/// Two, not one: a key that has become evictable waits for its shard's turn, and a round of the
+/// shards takes about `len / 2` inserts, so the map holds about 1.5 times its live keys under a
+/// flood of new ones (tests/eviction.rs) instead of twice as many.
+const MIN_INSERTS_PER_SLICE: usize = 64;
+
+type Map<K, S> = HashMap<K, Bucket, S>;
+
+pub(crate) struct Store<K, S> {
+    shards: Box<[Map<K, S>]>,
+    /// Picks a key's shard from bits 32 and up of its hash: papaya indexes with the low bits and
+    /// tags with the top seven, so a shard's keys stay spread over its table.
+    hasher: S,
+    shard_mask: u64,
+    max_keys: usize,
+    /// Entries in all shards, counted by the store itself (see the module notes).
+    len: AtomicUsize,
+    /// The next shard to sweep.
+    cursor: AtomicUsize,
+    /// Inserts tried since the last slice was swept.
+    pending: AtomicUsize,
+}
+
+impl<K, S> Store<K, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Clone,
+{
+    /// A store of `shards` maps (a power of two) holding at most `max_keys` keys.
+    pub(crate) fn new(hasher: S, shards: usize, max_keys: usize) -> Self {
+        debug_assert!(shards.is_power_of_two() && shards <= 1 << 16);
+
+        // Blocking resizes: a lookup never has to help copy a table, and inserts through
+        // `try_insert` finish the resize they start (DESIGN section 5).
+        let shards = (0..shards)
+            .map(|_| {
+                let builder = HashMap::builder().hasher(hasher.clone());
+                builder.resize_mode(ResizeMode::Blocking).build()
+            })
+            .collect::<Box<[_]>>();
+
+        Self {
+            shard_mask: shards.len() as u64 - 1,
+            shards,
+            hasher,
+            max_keys,
+            len: AtomicUsize::new(0),
+            cursor: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline]
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Map<K, S> {
+        let index = (self.hasher.hash_one(key) >> 32) & self.shard_mask;
+        &self.shards[index as usize]
+    }
+
+    /// Runs `f` on the live bucket of `key`, inserting one whose word is `fresh()` if there is
+    /// none.
+    ///
+    /// `f` answers `None` when it found the bucket evicted: that bucket is unlinked and `f`
+    /// runs again on the one that replaces it.
+    #[inline]
+    pub(crate) fn with_bucket<Q, R>(
+        &self,
+        key: &Q,
+        fresh: impl Fn() -> u64,
+        mut f: impl FnMut(&Bucket) -> Option<R>,
+    ) -> Lookup<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let map = self.shard(key);
+        let guard = map.guard();
+        loop {
+            // A hit borrows the key and allocates nothing.
+            let (bucket, inserted) = match map.get(key, &guard) {
+                Some(bucket) => (bucket, false),
+                None => match self.insert(map, key, fresh(), &guard) {
+                    Some(found) => found,
+                    None => return Lookup::Full,
+                },
+            };
+
+            if let Some(result) = f(bucket) {
+                return if inserted {
+                    Lookup::Inserted(result)
+                } else {
+                    Lookup::Found(result)
+                };
+            }
+
+            // A tombstone. Acquire pairs with the kill's Release, so `fresh` sees the horizon the
+            // sweeper raised; then unlink it unless another request already replaced it.
+            fence(Ordering::Acquire);
+            self.unlink(map, key, bucket, &guard);
+        }
+    }
+
+    /// Inserts a bucket with `word` for `key` in a slot reserved first; `None` when none is left.
+    #[cold]
+    fn insert<'g, Q>(
+        &self,
+        map: &'g Map<K, S>,
+        key: &Q,
+        word: u64,
+        guard: &'g LocalGuard<'_>,
+    ) -> Option<(&'g Bucket, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        // Relaxed: the count publishes nothing; the read-modify-write alone makes reservations
+        // exclusive, and it never moves past the limit, even for a moment.
+        let reserve = |len: usize| (len < self.max_keys).then_some(len + 1);
+        if self
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, reserve)
+            .is_err()
+        {
+            return None;
+        }
+
+        // A racing request may have inserted the key meanwhile: use its bucket, free the slot.
+        match map.try_insert(key.to_owned(), Bucket::starting_at(word), guard) {
+            Ok(bucket) => Some((bucket, true)),
+            Err(occupied) => {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                Some((occupied.current, false))
+            }
+        }
+    }
+
+    /// Removes `bucket` from `map` if the map still holds it under `key`.
+    fn unlink<Q>(&self, map: &Map<K, S>, key: &Q, bucket: &Bucket, guard: &LocalGuard<'_>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let removed = map.remove_if(key, |_, current| ptr::eq(current, bucket), guard);
+        let removed = matches!(removed, Ok(Some(_)));
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Counts one tried insert; true when the caller should now sweep a slice.
+    pub(crate) fn slice_due(&self) -> bool {
+        // Relaxed: a heuristic counter; a lost race only moves a slice to another request.
+        let pending = self.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        let shard =
+            self.shards[self.cursor.load(Ordering::Relaxed) & self.shard_mask as usize].len();
+        pending >= (shard / 2).max(MIN_INSERTS_PER_SLICE)
+            && self
+                .pending
+                .compare_exchange(pending, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Sweeps the next shard: unlinks every bucket that `dead` kills, and every tombstone.
+    /// Returns the entries visited and evicted.
+    pub(crate) fn sweep_slice(&self, dead: impl FnMut(&Bucket) -> bool) -> (usize, usize) {
+        // Relaxed: the cursor only spreads slices over the shards.
+        let next = self.cursor.fetch_add(1, Ordering::Relaxed);
+        self.sweep_shard(&self.shards[next & self.shard_mask as usize], dead)
+    }
+
+    /// Sweeps every shard once.
+    pub(crate) fn sweep_all(&self, mut dead: impl FnMut(&Bucket) -> bool) -> usize {
+        self.shards
+            .iter()
+            .map(|map| self.sweep_shard(map, &mut dead).1)
+            .sum()
+    }
+
+    fn sweep_shard(
+        &self,
+        map: &Map<K, S>,
+        mut dead: impl FnMut(&Bucket) -> bool,
+    ) -> (usize, usize) {
+        let guard = map.guard();
+        let (mut visited, mut evicted) = (0, 0);
+        for (key, bucket) in map.iter(&guard) {
+            visited += 1;
+            if (dead(bucket) || bucket.is_tombstone()) && self.unlink(map, key, bucket, &guard) {
+                evicted += 1;
+            }
+        }
+        (visited, evicted)
+    }
+
+    /// Evicts the most idle of `sample` buckets, full or not, taken from the shards in turn.
+    /// Returns whether it freed a slot.
+    pub(crate) fn evict_idlest(&self, sample: usize) -> bool {
+        // The bucket with the earliest word has the most tokens: it has been idle the longest.
+        // Relaxed: the cursor only spreads the samples over the shards.
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let mut idlest: Option<(u64, usize)> = None;
+        let mut seen = 0;
+        for step in 0..self.shards.len() {
+            let index = (start + step) & self.shard_mask as usize;
+            let map = &self.shards[index];
+            for (_, bucket) in map.iter(&map.guard()).take(sample - seen) {
+                let word = bucket.load();
+                seen += 1;
+                if idlest.is_none_or(|(least, _)| word < least) {
+                    idlest = Some((word, index));
+                }
+            }
+            if seen == sample {
+                break;
+            }
+        }
+
+        // The kill is a CAS from the word seen, so an admission since then keeps the bucket.
+        let Some((word, index)) = idlest else {
+            return false;
+        };
+        let map = &self.shards[index];
+        let guard = map.guard();
+        let found = map.iter(&guard).find(|(_, bucket)| bucket.load() == word);
+        found.is_some_and(|(key, bucket)| {
+            bucket.try_evict_from(word) && self.unlink(map, key, bucket, &guard)
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    /// Entries in the shard a slice sweep would visit next.
+    pub(crate) fn slice_len(&self) -> usize {
+        self.shards[self.cursor.load(Ordering::Relaxed) & self.shard_mask as usize].len()
+    }
+}
