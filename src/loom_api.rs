@@ -7,7 +7,7 @@ use std::collections::hash_map::DefaultHasher;
 
 use crate::bucket;
 use crate::outcome::{CheckError, Snapshot};
-use crate::{KeyedRateLimiter, ManualClock, Quota, RateLimiter};
+use crate::{KeyedRateLimiter, ManualClock, Overflow, Quota, RateLimiter};
 
 /// The word of an evicted bucket.
 pub const TOMBSTONE: u64 = bucket::TOMBSTONE;
@@ -93,12 +93,26 @@ pub struct Keyed(KeyedRateLimiter<u64, ManualClock, Fixed>);
 impl Keyed {
     /// An empty limiter under `quota` that evicts buckets as soon as they are full and idle.
     pub fn new(quota: Quota) -> Self {
+        Self::with_max_keys(quota, usize::MAX, Overflow::Refuse)
+    }
+
+    /// As [`Keyed::new`], holding at most `max_keys` keys, with `overflow` beyond them.
+    pub fn with_max_keys(quota: Quota, max_keys: usize, overflow: Overflow) -> Self {
         let limiter = KeyedRateLimiter::builder(quota)
             .clock(ManualClock::new())
             .hasher(Fixed::default())
             .idle_ttl(core::time::Duration::ZERO)
+            .max_keys(max_keys, overflow)
             .build();
         Self(limiter)
+    }
+
+    /// Breaks the limiter on purpose, for negative controls: new buckets start at 0 instead of
+    /// the eviction horizon (`fresh_at_zero`), or a request that finds a tombstone takes no
+    /// Acquire fence (`skip_fence`).
+    pub fn with_faults(mut self, fresh_at_zero: bool, skip_fence: bool) -> Self {
+        self.0.inject_faults(fresh_at_zero, skip_fence);
+        self
     }
 
     /// [`KeyedRateLimiter::check_key_n`] at `now_ns`.
@@ -115,6 +129,11 @@ impl Keyed {
     /// The number of keys in the map.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// The entries in the map, counted one by one (`len` is the store's own count).
+    pub fn entries(&self) -> usize {
+        self.0.count_entries()
     }
 
     /// Whether the map is empty.

@@ -10,9 +10,6 @@ pub(crate) use core::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 #[cfg(hotlimit_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 
-#[cfg(hotlimit_loom)]
-pub(crate) use loom::sync::{Arc, Mutex};
-
 /// Exponential spinning after a failed compare-and-swap.
 ///
 /// Under loom a spin is only noise in the explored schedules (every failed CAS already means

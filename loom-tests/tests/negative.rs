@@ -4,12 +4,15 @@
 
 #![cfg(hotlimit_loom)]
 
+#[allow(dead_code)] // each test file uses part of it
 mod common;
 
 use std::collections::HashMap;
 
-use common::explore;
-use hotlimit::loom_api::{Bucket, Verdict, STEP};
+use common::{
+    explore, horizon_read_before_the_previous_bucket, one_per_second, stale_reading_across_eviction,
+};
+use hotlimit::loom_api::{Bucket, Keyed, Verdict, STEP};
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
@@ -180,4 +183,42 @@ fn eviction_without_tombstone_admits_twice() {
         sweeper.join().unwrap();
         assert_eq!(admitted, 1, "a capacity-1 key admitted twice");
     });
+}
+
+/// The stale reading across an eviction with new buckets starting at 0, as before the eviction
+/// horizon: the stale request is admitted on the replacement bucket.
+// Bound 2: fails after 61 executions.
+#[test]
+#[should_panic(expected = "admissions with readings in")]
+fn fresh_buckets_at_zero_admit_a_stale_reading() {
+    explore("fresh_buckets_at_zero (negative control)", 2, || {
+        stale_reading_across_eviction(Keyed::new(one_per_second()).with_faults(true, false));
+    });
+}
+
+/// The same with the horizon but without the Acquire fence after a tombstone: the request that
+/// found the tombstone unlinks it itself and may then read a horizon older than the kill.
+// Bound 2: fails after 20,461 executions, about 2 s.
+#[test]
+#[should_panic(expected = "admissions with readings in")]
+fn no_fence_after_a_tombstone_admits_a_stale_reading() {
+    explore("no_fence_after_a_tombstone (negative control)", 2, || {
+        stale_reading_across_eviction(Keyed::new(one_per_second()).with_faults(false, true));
+    });
+}
+
+/// The horizon read before the previous bucket, with new buckets at 0.
+// Bound 2: fails after 1 execution.
+#[test]
+#[should_panic(expected = "admissions with readings in")]
+fn fresh_buckets_at_zero_admit_a_request_that_missed_early() {
+    explore(
+        "fresh_buckets_at_zero_missed_early (negative control)",
+        2,
+        || {
+            horizon_read_before_the_previous_bucket(
+                Keyed::new(one_per_second()).with_faults(true, false),
+            );
+        },
+    );
 }

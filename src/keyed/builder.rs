@@ -146,6 +146,8 @@ where
             overflow: self.overflow,
             shared: Bucket::full(),
             horizon: AtomicU64::new(0),
+            #[cfg(hotlimit_loom)]
+            fresh_at_zero: false,
         }
     }
 }

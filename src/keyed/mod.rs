@@ -76,6 +76,9 @@ pub struct KeyedRateLimiter<K, C = QuantaClock, S = DefaultHasher> {
     /// this. New buckets start here rather than at zero, so that a request holding a reading
     /// older than an eviction finds a new bucket no fuller than the one evicted.
     horizon: AtomicU64,
+    /// A fault for the loom negative controls: new buckets start at 0, ignoring the horizon.
+    #[cfg(hotlimit_loom)]
+    pub(crate) fresh_at_zero: bool,
 }
 
 impl<K: Hash + Eq> KeyedRateLimiter<K> {
@@ -263,6 +266,10 @@ where
     /// The word a new bucket starts with.
     #[inline]
     fn fresh_word(&self) -> u64 {
+        #[cfg(hotlimit_loom)]
+        if self.fresh_at_zero {
+            return 0;
+        }
         // Relaxed: a request that found a tombstone took an Acquire fence after it, and a miss
         // saw papaya's Release removal with an Acquire load, so either way the horizon raised
         // before the kill is visible here.
@@ -293,6 +300,25 @@ where
     pub(crate) fn retain_recent_at(&self, now_ns: u64) -> usize {
         let idle_since = self.raise_horizon(now_ns);
         self.store.sweep_all(|bucket| bucket.try_evict(idle_since))
+    }
+}
+
+#[cfg(hotlimit_loom)]
+impl<K, C, S> KeyedRateLimiter<K, C, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher + Clone,
+{
+    /// Breaks the limiter on purpose, for the loom negative controls: new buckets start at 0
+    /// rather than at the horizon, and/or no Acquire fence follows a tombstone.
+    pub(crate) fn inject_faults(&mut self, fresh_at_zero: bool, skip_fence: bool) {
+        self.fresh_at_zero = fresh_at_zero;
+        self.store.skip_fence = skip_fence;
+    }
+
+    /// The entries in the map, counted one by one.
+    pub(crate) fn count_entries(&self) -> usize {
+        self.store.count_entries()
     }
 }
 
