@@ -7,6 +7,9 @@
 //! | 0..63 | `tat`, the bucket's theoretical arrival time in the quota's time units   |
 //! | 63    | tombstone: the bucket was evicted and must not be used again             |
 //!
+//! [`UNSET`] (bit 63 and bit 0) is a bucket just inserted whose word is not set yet: the first
+//! request that meets it sets it from the eviction horizon (`store` module notes).
+//!
 //! `0` is a full bucket. Admissions only ever raise `tat`; eviction swaps a full, idle word for
 //! [`TOMBSTONE`], after which nothing changes the word again.
 //!
@@ -24,6 +27,9 @@ use crate::sync::{AtomicU64, Backoff, Ordering};
 /// The word of an evicted bucket.
 pub(crate) const TOMBSTONE: u64 = 1 << 63;
 
+/// The word of a bucket inserted before its starting word was read. Never admits, never evicted.
+pub(crate) const UNSET: u64 = TOMBSTONE | 1;
+
 /// What one attempt on a bucket came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -31,7 +37,8 @@ pub(crate) enum Verdict {
     Admitted(u64),
     /// Refused; the `tat` that refused it, left unchanged.
     Denied(u64),
-    /// The bucket is a tombstone: the caller must find or make the live one.
+    /// The bucket is a tombstone, or [`UNSET`]: the caller must set it, or find or make the
+    /// live one.
     Evicted,
 }
 
@@ -52,6 +59,20 @@ impl Bucket {
         Self {
             word: AtomicU64::new(tat),
         }
+    }
+
+    /// A bucket whose word is not set yet: see [`UNSET`] and [`Bucket::init`].
+    pub(crate) fn unset() -> Self {
+        Self::starting_at(UNSET)
+    }
+
+    /// Sets the word of an [`UNSET`] bucket to `tat`; does nothing to any other word.
+    pub(crate) fn init(&self, tat: u64) {
+        // Relaxed: the word is the bucket's whole state; racing initialisers read the horizon
+        // after the insert, so any of their values will do, and only the first lands.
+        let _ = self
+            .word
+            .compare_exchange(UNSET, tat, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Takes `cost` units at `now` if the bucket holds them (`tau` is the quota's tolerance).
@@ -105,7 +126,7 @@ impl Bucket {
     /// Whether the bucket has been evicted.
     #[inline]
     pub(crate) fn is_tombstone(&self) -> bool {
-        self.load() & TOMBSTONE != 0
+        self.load() == TOMBSTONE
     }
 
     /// A zero-cost request: admitted with the current word, which is left as it is.
@@ -185,6 +206,18 @@ mod tests {
         assert_eq!(bucket.acquire(200, 10, 20), Verdict::Evicted);
         assert!(!bucket.try_evict(u64::MAX));
         assert_eq!(bucket.load(), TOMBSTONE);
+    }
+
+    #[test]
+    fn an_unset_bucket_admits_nothing_until_set_once() {
+        let bucket = Bucket::unset();
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Evicted);
+        assert!(!bucket.is_tombstone());
+        assert!(!bucket.try_evict(u64::MAX - 1));
+        bucket.init(50);
+        bucket.init(0);
+        assert_eq!(bucket.load(), 50);
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(110));
     }
 
     #[test]

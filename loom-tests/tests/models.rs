@@ -2,14 +2,17 @@
 //! protocol (on the crate's loom-backed store). Run with `scripts/loom.sh`.
 //!
 //! Each model states its preemption bound and what it measured on the 2-core development
-//! machine (release build). All five together explore about 26,000 executions in about 2 s.
+//! machine (release build). All nine together explore about 281,000 executions in about 50 s,
+//! most of it in the two three-thread eviction models.
 
 #![cfg(hotlimit_loom)]
 
 #[allow(dead_code)] // each test file uses part of it
 mod common;
 
-use common::{explore, one_per_second, stale_reading_across_eviction};
+use common::{
+    explore, horizon_read_before_the_previous_bucket, one_per_second, stale_reading_across_eviction,
+};
 use hotlimit::loom_api::{Bucket, Direct, Keyed, Verdict};
 use hotlimit::{CheckError, Overflow, Quota};
 use loom::sync::Arc;
@@ -154,7 +157,7 @@ fn stale_now_racing_fresh_now() {
 /// Shared case C16. A key used once has sat full and idle; a sweep races two requests on it at
 /// the same instant. The kill and an admission are CASes on one word, so the key's single token
 /// goes out once, whichever bucket (the old one or its replacement) it comes from.
-// Bound 2: 60,596 executions, about 8 s (bound 3 on the papaya-faithful store: 479,101 in 53 s).
+// Bound 2: 194,870 executions, about 30 s (bound 3 on this finer store: several times longer).
 #[test]
 fn eviction_racing_admits_never_doubles_a_token() {
     explore("eviction_racing_admits", 2, || {
@@ -225,11 +228,22 @@ fn check_n_above_capacity_racing_admits_changes_nothing() {
 /// A request holding a reading older than an eviction: the bucket that replaces the evicted one
 /// starts at the eviction horizon, so it denies what the evicted one would have denied (see
 /// `common::stale_reading_across_eviction`; its negative controls are in `negative.rs`).
-// Bound 2: 24,642 executions, about 4 s.
+// Bound 2: 74,875 executions, about 15-19 s.
 #[test]
 fn a_stale_reading_across_an_eviction_stays_within_the_bound() {
     explore("stale_reading_across_eviction", 2, || {
         stale_reading_across_eviction(Keyed::new(one_per_second()));
+    });
+}
+
+/// A request that missed and read the horizon before the key's previous bucket was even
+/// inserted, preempted until that bucket was used and evicted (see
+/// `common::horizon_read_before_the_previous_bucket`).
+// Bound 2: 2,878 executions, about 0.8 s (before the fix it failed on the first execution).
+#[test]
+fn a_horizon_read_before_the_previous_bucket_stays_within_the_bound() {
+    explore("horizon_read_before_the_previous_bucket", 2, || {
+        horizon_read_before_the_previous_bucket(Keyed::new(one_per_second()));
     });
 }
 
@@ -270,7 +284,7 @@ fn two_new_keys_race_for_the_last_slot() {
 /// The key cap with an eviction in flight: the one slot is held by an idle key that a sweep
 /// evicts while two new keys ask for a slot. At most one new key gets in, the count never
 /// passes the cap, and at the end it equals the entries in the map.
-// Bound 2: 6,296 executions, about 1 s.
+// Bound 2: 2,380 executions, about 0.5 s.
 #[test]
 fn new_keys_race_a_sweep_for_the_last_slot() {
     explore("new_keys_race_a_sweep_for_the_last_slot", 2, || {

@@ -270,9 +270,11 @@ where
         if self.fresh_at_zero {
             return 0;
         }
-        // Relaxed: a request that found a tombstone took an Acquire fence after it, and a miss
-        // saw papaya's Release removal with an Acquire load, so either way the horizon raised
-        // before the kill is visible here.
+        // Relaxed: this runs after the bucket's insert (the store inserts new buckets unset),
+        // and the insert happens after the removal of the key's previous bucket (papaya's
+        // Acquire probe of the removed entry). That removal came after the kill, in the
+        // sweeper's order or after the Acquire fence of the request that found the tombstone,
+        // and the kill (Release) after the horizon was raised: so it is visible here.
         self.horizon.load(Ordering::Relaxed)
     }
 

@@ -7,9 +7,9 @@
 //! - each key has a slot, one loom `AtomicUsize` holding its entry (`0` for none, `i + 1` for
 //!   the `i`-th bucket ever inserted). `get` and the iteration load it with Acquire (papaya
 //!   loads meta and entry with Acquire); `try_insert` and `remove_if` are CASes on it, Release
-//!   on success and Acquire on failure, like papaya's `insert_at` and `update_at`. A new insert
-//!   of a key reads the slot its removal wrote, as papaya's probe reads the removed entry's
-//!   tombstone before it reaches an empty slot;
+//!   on success and Acquire on failure, like papaya's `insert_at` and `update_at`, except that
+//!   the insert CAS also acquires: papaya's insert probes past the key's removed entry with
+//!   Acquire loads before it reaches an empty slot, and here both are the one value `0`;
 //! - the bookkeeping around the slots (which slot a key has, the buckets ever inserted) is in
 //!   `std` mutexes that loom does not see, so they add no edges. No loom operation runs while
 //!   one is held, so loom never switches threads inside them;
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::Lookup;
-use crate::bucket::Bucket;
+use crate::bucket::{Bucket, TOMBSTONE, UNSET};
 use crate::sync::{fence, AtomicUsize, Ordering};
 
 /// Distinct keys a model may use.
@@ -102,7 +102,12 @@ where
             buckets.len()
         };
         loop {
-            match slot.compare_exchange(0, entry, Ordering::Release, Ordering::Acquire) {
+            // AcqRel: papaya's insert CAS is Release, but it reaches an empty slot only after
+            // probing past the key's removed entry with Acquire loads (a removed entry never
+            // turns empty again). Here the removed entry and the empty slot are one value, so
+            // the CAS itself carries that Acquire; on a never-used slot it reads the initial 0
+            // and acquires nothing, as papaya's CAS on a fresh slot does.
+            match slot.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Ok(bucket),
                 Err(0) => continue,
                 Err(current) => return Err(self.bucket(current)),
@@ -138,18 +143,25 @@ where
         loop {
             let (bucket, inserted) = match self.get(slot) {
                 Some(bucket) => (bucket, false),
-                None => match self.insert(slot, fresh()) {
+                None => match self.insert(slot, &fresh) {
                     Some(found) => found,
                     None => return Lookup::Full,
                 },
             };
 
-            if let Some(result) = f(&bucket) {
-                return if inserted {
-                    Lookup::Inserted(result)
-                } else {
-                    Lookup::Found(result)
-                };
+            loop {
+                if let Some(result) = f(&bucket) {
+                    return if inserted {
+                        Lookup::Inserted(result)
+                    } else {
+                        Lookup::Found(result)
+                    };
+                }
+                match bucket.load() {
+                    TOMBSTONE => break,
+                    UNSET => bucket.init(fresh()),
+                    _ => {}
+                }
             }
 
             if !self.skip_fence {
@@ -159,7 +171,7 @@ where
         }
     }
 
-    fn insert(&self, slot: &AtomicUsize, word: u64) -> Option<(Arc<Bucket>, bool)> {
+    fn insert(&self, slot: &AtomicUsize, fresh: impl Fn() -> u64) -> Option<(Arc<Bucket>, bool)> {
         let reserve = |len: usize| (len < self.max_keys).then_some(len + 1);
         if self
             .len
@@ -169,8 +181,11 @@ where
             return None;
         }
 
-        match self.try_insert(slot, Bucket::starting_at(word)) {
-            Ok(bucket) => Some((bucket, true)),
+        match self.try_insert(slot, Bucket::unset()) {
+            Ok(bucket) => {
+                bucket.init(fresh());
+                Some((bucket, true))
+            }
             Err(current) => {
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 Some((current, false))

@@ -7,7 +7,7 @@ use core::ptr;
 use papaya::{HashMap, LocalGuard, ResizeMode};
 
 use super::Lookup;
-use crate::bucket::Bucket;
+use crate::bucket::{Bucket, TOMBSTONE, UNSET};
 use crate::sync::{fence, AtomicUsize, Ordering};
 
 /// A miss sweeps a slice once this many inserts were tried since the last slice, or once half
@@ -71,7 +71,7 @@ where
     }
 
     /// Runs `f` on the live bucket of `key`, inserting one whose word is `fresh()` if there is
-    /// none.
+    /// none (read after the insert: see `insert`).
     ///
     /// `f` answers `None` when it found the bucket evicted: that bucket is unlinked and `f`
     /// runs again on the one that replaces it.
@@ -92,18 +92,27 @@ where
             // A hit borrows the key and allocates nothing.
             let (bucket, inserted) = match map.get(key, &guard) {
                 Some(bucket) => (bucket, false),
-                None => match self.insert(map, key, fresh(), &guard) {
+                None => match self.insert(map, key, &fresh, &guard) {
                     Some(found) => found,
                     None => return Lookup::Full,
                 },
             };
 
-            if let Some(result) = f(bucket) {
-                return if inserted {
-                    Lookup::Inserted(result)
-                } else {
-                    Lookup::Found(result)
-                };
+            loop {
+                if let Some(result) = f(bucket) {
+                    return if inserted {
+                        Lookup::Inserted(result)
+                    } else {
+                        Lookup::Found(result)
+                    };
+                }
+                // Inserted by a request that has not set it yet: set it here, from a horizon
+                // read after the insert (see `insert`). A tombstone is final.
+                match bucket.load() {
+                    TOMBSTONE => break,
+                    UNSET => bucket.init(fresh()),
+                    _ => {}
+                }
             }
 
             // A tombstone. Acquire pairs with the kill's Release, so `fresh` sees the horizon the
@@ -113,13 +122,22 @@ where
         }
     }
 
-    /// Inserts a bucket with `word` for `key` in a slot reserved first; `None` when none is left.
+    /// Inserts a bucket for `key` in a slot reserved first, then sets its word to `fresh()`;
+    /// `None` when no slot is left.
+    ///
+    /// The bucket goes in [`UNSET`] and its word is read only after the insert. A word read
+    /// before it could predate the key's previous bucket: a request can miss, read the horizon,
+    /// be descheduled while another inserts the key, uses it and a sweep evicts it, then insert
+    /// a bucket below the evicted one's word, on which its stale reading is admitted. papaya's
+    /// insert probes past the removed entry with Acquire loads, so it happens after the removal,
+    /// and so after the horizon was raised; so does every request that meets the bucket while
+    /// it is still unset (papaya's Release insert, Acquire get).
     #[cold]
     fn insert<'g, Q>(
         &self,
         map: &'g Map<K, S>,
         key: &Q,
-        word: u64,
+        fresh: impl Fn() -> u64,
         guard: &'g LocalGuard<'_>,
     ) -> Option<(&'g Bucket, bool)>
     where
@@ -138,8 +156,11 @@ where
         }
 
         // A racing request may have inserted the key meanwhile: use its bucket, free the slot.
-        match map.try_insert(key.to_owned(), Bucket::starting_at(word), guard) {
-            Ok(bucket) => Some((bucket, true)),
+        match map.try_insert(key.to_owned(), Bucket::unset(), guard) {
+            Ok(bucket) => {
+                bucket.init(fresh());
+                Some((bucket, true))
+            }
             Err(occupied) => {
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 Some((occupied.current, false))
