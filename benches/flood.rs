@@ -1,0 +1,129 @@
+//! Ten million distinct keys against a limiter capped at one million: memory stays bounded.
+//!
+//! ```text
+//! cargo bench --bench flood             # 10M keys
+//! cargo bench --bench flood -- --quick  # 2M keys
+//! ```
+//!
+//! Keys arrive 20,000 a second of simulated time (a manual clock), each used once; the idle TTL
+//! is 60 s, so about 1.2M keys would be live at once without the cap of 1M. Keys beyond the cap
+//! share one overflow bucket. Every million keys the bench prints the resident set, the key
+//! count and the slowest check so far (a check that sweeps a slice pays for that slice). Then it
+//! measures the cost of a sweep per key, and in a child process the resident bytes per key of a
+//! limiter that never evicts, to state the bound: cap times per-key cost plus the start.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hotlimit::{KeyedRateLimiter, ManualClock, Overflow, Quota};
+
+const CAP: usize = 1_000_000;
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm");
+    pages * 4096
+}
+
+/// Resident bytes per key of 1M keys that are never evicted.
+fn per_key_without_eviction() -> f64 {
+    let limiter = KeyedRateLimiter::<u64, _>::builder(Quota::per_second(10).unwrap())
+        .clock(ManualClock::new())
+        .idle_ttl(Duration::MAX)
+        .build();
+    let before = resident_bytes();
+    for key in 0..CAP as u64 {
+        let _ = limiter.check_key(&key);
+    }
+    (resident_bytes() - before) as f64 / CAP as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--child") {
+        println!("{}", per_key_without_eviction());
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let total: u64 = if quick { 2_000_000 } else { 10_000_000 };
+
+    let exe = std::env::current_exe().expect("the bench binary");
+    let out = Command::new(exe)
+        .arg("--child")
+        .output()
+        .expect("a child process");
+    let per_key: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("bytes per key");
+
+    let clock = ManualClock::new();
+    let limiter = KeyedRateLimiter::<u64, _>::builder(Quota::per_second(10).unwrap())
+        .clock(clock.clone())
+        .idle_ttl(Duration::from_secs(60))
+        .max_keys(CAP, Overflow::Shared)
+        .build();
+    let start = resident_bytes();
+
+    println!("{total} keys at 20,000/s simulated, idle TTL 60 s, cap {CAP} (Overflow::Shared)");
+    println!("| keys sent | resident MiB | len | slowest check µs |");
+    println!("|---:|---:|---:|---:|");
+    let (mut peak_resident, mut peak_len, mut slowest) = (start, 0, Duration::ZERO);
+    for key in 0..total {
+        clock.set(Duration::from_micros(50 * key));
+        let began = Instant::now();
+        let _ = limiter.check_key(&key);
+        slowest = slowest.max(began.elapsed());
+        peak_len = peak_len.max(limiter.len());
+
+        if (key + 1) % 1_000_000 == 0 {
+            let resident = resident_bytes();
+            peak_resident = peak_resident.max(resident);
+            let mib = resident as f64 / (1 << 20) as f64;
+            println!(
+                "| {} | {mib:.0} | {} | {:.0} |",
+                key + 1,
+                limiter.len(),
+                slowest.as_secs_f64() * 1e6
+            );
+        }
+    }
+
+    // One shard at a time once every key is idle: the slice a request may have to sweep.
+    clock.advance(Duration::from_secs(3_600));
+    let (mut swept, mut visited, mut longest) = (Duration::ZERO, 0, Duration::ZERO);
+    while !limiter.is_empty() {
+        let keys = limiter.slice_len();
+        let began = Instant::now();
+        limiter.sweep_slice();
+        let took = began.elapsed();
+        (swept, visited, longest) = (swept + took, visited + keys, longest.max(took));
+    }
+
+    let bound = start as f64 + CAP as f64 * per_key;
+    println!();
+    println!(
+        "peak len {peak_len} (cap {CAP}); peak resident {:.0} MiB",
+        peak_resident as f64 / (1 << 20) as f64
+    );
+    println!(
+        "bound: start {:.0} MiB + cap x {per_key:.1} B/key = {:.0} MiB: {}",
+        start as f64 / (1 << 20) as f64,
+        bound / (1 << 20) as f64,
+        if (peak_resident as f64) <= bound {
+            "held"
+        } else {
+            "EXCEEDED"
+        }
+    );
+    println!(
+        "sweep: {visited} keys in {:.1} ms, {:.1} ns per key; longest slice {:.0} µs",
+        swept.as_secs_f64() * 1e3,
+        swept.as_nanos() as f64 / visited.max(1) as f64,
+        longest.as_secs_f64() * 1e6
+    );
+    assert!(peak_len <= CAP, "the key cap was exceeded");
+}

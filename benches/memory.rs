@@ -1,0 +1,88 @@
+//! Resident bytes per key after one million keys, hotlimit against governor.
+//!
+//! ```text
+//! cargo bench --bench memory
+//! ```
+//!
+//! Each measurement runs in a child process of its own, so that one limiter's freed memory does
+//! not flatter the next: the child reads its resident set size (`/proc/self/statm`), inserts
+//! 1,000,000 keys, reads it again and prints the difference per key.
+
+use std::num::NonZeroU32;
+use std::process::Command;
+
+const KEYS: u64 = 1_000_000;
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm");
+    pages * 4096
+}
+
+/// 16-byte string keys.
+fn string_key(i: u64) -> String {
+    format!("key-{i:012}")
+}
+
+/// Inserts the keys into the named limiter and returns resident bytes per key.
+fn measure(limiter: &str, keys: &str) -> f64 {
+    let ours = hotlimit::Quota::per_second(1_000_000_000).unwrap();
+    let theirs = governor::Quota::per_second(NonZeroU32::MAX).allow_burst(NonZeroU32::MAX);
+    let before = resident_bytes();
+    let after = match (limiter, keys) {
+        ("hotlimit", "u64") => {
+            let l = hotlimit::KeyedRateLimiter::<u64>::new(ours);
+            (0..KEYS).for_each(|k| drop(l.check_key(&k)));
+            resident_bytes()
+        }
+        ("hotlimit", "string") => {
+            let l = hotlimit::KeyedRateLimiter::<String>::new(ours);
+            (0..KEYS).for_each(|k| drop(l.check_key(string_key(k).as_str())));
+            resident_bytes()
+        }
+        ("governor", "u64") => {
+            let l = governor::RateLimiter::keyed(theirs);
+            (0..KEYS).for_each(|k| drop(l.check_key(&k)));
+            resident_bytes()
+        }
+        ("governor", "string") => {
+            let l = governor::RateLimiter::keyed(theirs);
+            (0..KEYS).for_each(|k| drop(l.check_key(&string_key(k))));
+            resident_bytes()
+        }
+        _ => panic!("unknown limiter {limiter} or key type {keys}"),
+    };
+    (after - before) as f64 / KEYS as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        println!("{}", measure(&args[at + 1], &args[at + 2]));
+        return;
+    }
+
+    let exe = std::env::current_exe().expect("the bench binary");
+    let child = |limiter: &str, keys: &str| -> f64 {
+        let out = Command::new(&exe)
+            .args(["--child", limiter, keys])
+            .output()
+            .expect("a child");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("bytes per key")
+    };
+
+    println!("resident bytes per key after {KEYS} keys");
+    println!("| keys | hotlimit | governor | hotlimit / governor |");
+    println!("|---|---:|---:|---:|");
+    for keys in ["u64", "string"] {
+        let (h, g) = (child("hotlimit", keys), child("governor", keys));
+        println!("| {keys} | {h:.1} | {g:.1} | {:.2} |", h / g);
+    }
+}
