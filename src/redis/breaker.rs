@@ -83,7 +83,9 @@ impl Breaker {
     }
 
     fn open_word(&self) -> u64 {
-        let until = self.now_ms().saturating_add(self.cooldown.as_millis() as u64);
+        let until = self
+            .now_ms()
+            .saturating_add(self.cooldown.as_millis() as u64);
         until.saturating_add(1).min(u64::MAX >> 2) << 1
     }
 

@@ -7,11 +7,12 @@ use crate::Quota;
 /// Every such request counts in
 /// [`fallback_decisions`](super::RedisRateLimiter::fallback_decisions); each failed call to
 /// Redis also counts in [`backend_errors`](super::RedisRateLimiter::backend_errors).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailurePolicy {
     /// Refuse: [`RedisCheckError::Unavailable`](super::RedisCheckError::Unavailable). Nothing
     /// passes that Redis did not admit. The default.
+    #[default]
     FailClosed,
     /// Admit, with [`Source::FailOpen`](super::Source::FailOpen): the service stays up and
     /// unlimited while Redis is down.
@@ -21,10 +22,4 @@ pub enum FailurePolicy {
     /// local buckets start full when the first failure happens and are kept (not reset) across
     /// outages.
     LocalFallback(Quota),
-}
-
-impl Default for FailurePolicy {
-    fn default() -> Self {
-        FailurePolicy::FailClosed
-    }
 }

@@ -86,7 +86,11 @@ pub(crate) fn parse(value: &Value, units: Units, cost: u64, want: u64) -> Result
     for (slot, item) in numbers.iter_mut().zip(items) {
         *slot = match item {
             Value::Int(n) if *n >= 0 && (*n as u128) < EXACT => *n as u64,
-            other => return Err(format!("expected a small non-negative integer, got {other:?}")),
+            other => {
+                return Err(format!(
+                    "expected a small non-negative integer, got {other:?}"
+                ))
+            }
         };
     }
     let [allowed, granted, d] = numbers;
