@@ -9,8 +9,6 @@ mod redis_server;
 
 use hotlimit::redis::{RedisRateLimiter, Source};
 use hotlimit::Quota;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -33,25 +31,39 @@ fn main() {
     println!("redis limiter, {secs} s per case, redis-server on loopback, 2 tokio workers");
     for (lease, label) in [(None, "EVALSHA per check"), (Some(100), "lease of 100")] {
         for in_flight in [1, 64] {
-            let (checks, redis) = runtime.block_on(measure(&server, lease, in_flight, run));
-            let per_sec = checks as f64 / run.as_secs_f64();
-            let mean_us = run.as_secs_f64() * 1e6 * in_flight as f64 / checks as f64;
+            let t = runtime.block_on(measure(&server, lease, in_flight, run));
+            let per_sec = (t.redis + t.local) as f64 / run.as_secs_f64();
+            let mean = |ns: u64, n: u64| ns as f64 / 1e3 / n.max(1) as f64;
             println!(
-                "{label:>18}, {in_flight:>2} in flight: {per_sec:>10.0} checks/s, \
-                 mean {mean_us:>7.1} us/check, {redis} round trips"
+                "{label:>17}, {in_flight:>2} in flight: {per_sec:>9.0} checks/s; \
+                 {} via Redis, mean {:.1} us; {} from the lease, mean {:.2} us",
+                t.redis,
+                mean(t.redis_ns, t.redis),
+                t.local,
+                mean(t.local_ns, t.local),
             );
         }
     }
 }
 
-/// Runs `in_flight` tasks checking their own keys until `run` has passed; returns the checks
-/// done and how many went to Redis.
+/// Checks done, and their total time, by where they were decided.
+#[derive(Default)]
+struct Tally {
+    redis: u64,
+    redis_ns: u64,
+    local: u64,
+    local_ns: u64,
+}
+
+/// Runs `in_flight` tasks checking their own keys until `run` has passed. Each task yields
+/// after every check, so that a check answered from the lease does not keep the other tasks
+/// from running.
 async fn measure(
     server: &redis_server::RedisServer,
     lease: Option<u64>,
     in_flight: usize,
     run: Duration,
-) -> (u64, u64) {
+) -> Tally {
     // A quota no check exhausts: the bench measures the round trip, not denials.
     let quota = Quota::per_second(1_000_000_000).unwrap();
     let client = redis::Client::open(server.url()).unwrap();
@@ -62,29 +74,35 @@ async fn measure(
     let limiter = builder.build().unwrap();
     limiter.check_key("warm-up").await.unwrap();
 
-    let (checks, redis) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let deadline = Instant::now() + run;
     let tasks: Vec<_> = (0..in_flight)
         .map(|i| {
-            let (limiter, checks, redis) = (limiter.clone(), checks.clone(), redis.clone());
+            let limiter = limiter.clone();
             tokio::spawn(async move {
                 let key = format!("bench-{i}");
-                let (mut n, mut r) = (0, 0);
+                let mut tally = Tally::default();
                 while Instant::now() < deadline {
+                    let start = Instant::now();
                     let allowed = limiter.check_key(&key).await.expect("admitted");
-                    n += 1;
-                    r += u64::from(allowed.source() == Source::Redis);
+                    let ns = start.elapsed().as_nanos() as u64;
+                    if allowed.source() == Source::Redis {
+                        (tally.redis, tally.redis_ns) = (tally.redis + 1, tally.redis_ns + ns);
+                    } else {
+                        (tally.local, tally.local_ns) = (tally.local + 1, tally.local_ns + ns);
+                    }
+                    tokio::task::yield_now().await;
                 }
-                checks.fetch_add(n, Ordering::Relaxed);
-                redis.fetch_add(r, Ordering::Relaxed);
+                tally
             })
         })
         .collect();
+    let mut total = Tally::default();
     for task in tasks {
-        task.await.unwrap();
+        let t = task.await.unwrap();
+        total.redis += t.redis;
+        total.redis_ns += t.redis_ns;
+        total.local += t.local;
+        total.local_ns += t.local_ns;
     }
-    (
-        checks.load(Ordering::Relaxed),
-        redis.load(Ordering::Relaxed),
-    )
+    total
 }
