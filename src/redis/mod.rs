@@ -31,7 +31,12 @@
 //! again (at least 1 ms, so a key is never stored without a limit). Redis 5 or later is needed:
 //! they replicate scripts by effects, which allows `TIME` before a write.
 //!
-//! Keys are `{prefix:key}`: the braces make the whole name a Redis Cluster hash tag.
+//! Keys are `{prefix:key}`: the braces make the whole name a Redis Cluster hash tag, so the
+//! script touches one slot. The limiter itself talks to one server (or a proxy in front of a
+//! cluster) through the connection manager; it has no cluster client of its own yet.
+//!
+//! The runtime must have its time driver on (`enable_time` or `enable_all`, as
+//! `#[tokio::main]` does): every call is bounded with a tokio timer.
 //!
 //! # Precision
 //!

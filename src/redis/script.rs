@@ -40,6 +40,9 @@ if raw then
   end
   local t = tonumber(st)
   d = tonumber(sd)
+  if t > 9007199254740991 or d > 9007199254740991 then
+    return redis.error_reply('hotlimit: malformed bucket state')
+  end
   -- A write from a later clock reading: stand still until the clock gets there.
   if t > now then now = t end
   local elapsed = now - t
@@ -108,6 +111,10 @@ pub(crate) fn parse(value: &Value, units: Units, cost: u64, want: u64) -> Result
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::Quota;
@@ -151,6 +158,104 @@ mod tests {
         ];
         for value in bad {
             assert!(parse(&value, units(), 1, 2).is_err(), "{value:?}");
+        }
+    }
+}
+
+/// The real script on a real server, with its clock swapped for one the test drives (only
+/// here: the library itself never sends a time), against the step written in Rust, which the
+/// `units` tests hold to the in-process bucket.
+#[cfg(test)]
+mod against_redis {
+    use super::redis_server::start_or_skip;
+    use super::*;
+    use crate::redis::units::step;
+    use crate::Quota;
+    use core::time::Duration;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    #[test]
+    fn script_decides_as_the_rust_step_on_a_driven_clock() {
+        let Some(server) = start_or_skip("script_decides_as_the_rust_step") else {
+            return;
+        };
+        let clock = "local clock = redis.call('TIME')";
+        assert!(SOURCE.contains(clock));
+        // The key's expiry runs on the server's real clock, not the driven one: push it an
+        // hour out, and check below that it is the expected one plus that hour.
+        let expiry = "'PX', string.format('%.0f', ttl)";
+        assert!(SOURCE.contains(expiry));
+        let source = SOURCE
+            .replace(clock, "local clock = {ARGV[7], ARGV[8]}")
+            .replace(expiry, "'PX', string.format('%.0f', ttl + 3600000)");
+        let script = redis::Script::new(&source);
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        for round in 0..150 {
+            let count = rng.random_range(1..=1000u64);
+            let period = Duration::from_nanos(rng.random_range(count..=count * 3_000_000));
+            let burst = rng.random_range(1..=50u64);
+            let quota = Quota::new(count, period)
+                .unwrap()
+                .with_burst(burst)
+                .unwrap();
+            let units = Units::new(quota).unwrap();
+            let key = format!("round-{round}");
+            let interval_us = (period.as_micros() as u64 / count).max(1);
+
+            let (mut state, mut now) = (None, 1_800_000_000_000_000u64);
+            for _ in 0..60 {
+                // Mostly forward, now and then a step back that must change nothing.
+                if rng.random_ratio(1, 10) {
+                    now -= rng.random_range(0..=interval_us);
+                } else {
+                    now += rng.random_range(0..=3 * interval_us);
+                }
+                let cost = rng.random_range(0..=burst.min(3));
+                let want = rng.random_range(cost..=burst);
+
+                let value: Value = script
+                    .key(&key)
+                    .arg(units.per_us)
+                    .arg(units.per_token)
+                    .arg(units.tau)
+                    .arg(units.cap_us)
+                    .arg(cost)
+                    .arg(want)
+                    .arg(now / 1_000_000)
+                    .arg(now % 1_000_000)
+                    .invoke(&mut conn)
+                    .unwrap();
+                let (ok, granted, d, next) = step(units, state, now, cost, want);
+                let expected = if ok {
+                    Reply::Allowed { granted, d }
+                } else {
+                    Reply::Denied { d }
+                };
+                assert_eq!(
+                    parse(&value, units, cost, want),
+                    Ok(expected),
+                    "{quota:?} at {now}"
+                );
+                state = next;
+
+                let stored: Option<String> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+                let expected = state.map(|(t, d)| format!("{t}:{d}"));
+                assert_eq!(stored, expected, "{quota:?} at {now}");
+
+                if ok && granted > 0 {
+                    let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+                    let ttl = d.div_ceil(units.per_us * 1000).max(1) as i64 + 3_600_000;
+                    assert!(
+                        pttl <= ttl && pttl > ttl - 1000,
+                        "PTTL {pttl}, expected {ttl}"
+                    );
+                }
+            }
         }
     }
 }
