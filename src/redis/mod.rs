@@ -43,10 +43,13 @@
 //! Lua numbers are doubles, so the script keeps every value an integer below `2^53`: per quota
 //! it counts in units such that one microsecond and one token are both whole numbers of units
 //! (for 3/s: 3 units per microsecond, 1,000,000 per token). Within that range its arithmetic is
-//! exact: it decides exactly as the in-process bucket would on a clock read in whole
-//! microseconds (Redis `TIME`'s resolution), with no drift however long a key lives. Retry and
-//! reset hints are converted to the crate's [`Snapshot`](crate::Snapshot) and
-//! [`Denied`](crate::Denied), rounded up to the quota's time unit (1-2 ns). A quota whose
+//! exact rational token-bucket arithmetic on a clock read in whole microseconds (Redis `TIME`'s
+//! resolution), with no drift however long a key lives. Where a token's time is a whole number
+//! of nanoseconds the in-process bucket is exact too and both decide alike; otherwise the
+//! in-process bucket rounds its clock down to its 1-2 ns unit and may refuse up to one unit
+//! later at a boundary. Retry and reset hints are converted to the crate's
+//! [`Snapshot`](crate::Snapshot) and [`Denied`](crate::Denied), rounded up to the quota's time
+//! unit (1-2 ns). A quota whose
 //! `2 * burst * P / g` reaches `2^53` (with `P` the period in ns and `g = gcd(1000 * n, P)`),
 //! say 10 per century, is refused by [`RedisRateLimiterBuilder::build`].
 //!
