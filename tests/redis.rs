@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 macro_rules! server {
     () => {
-        match start_or_skip(module_path!()) {
+        match start_or_skip(std::thread::current().name().unwrap_or("redis")) {
             Some(server) => server,
             None => return,
         }
