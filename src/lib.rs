@@ -8,6 +8,8 @@
 //! - [`ManualClock`]: time that moves only when a test says so.
 //! - `http::RateLimitLayer`: a tower middleware limiting each API key, with the standard
 //!   rate-limit headers (cargo feature `http`, on by default).
+//! - `redis::RedisRateLimiter`: the same quotas shared by many nodes through Redis, with a
+//!   failure policy and an optional local fast path (cargo feature `redis`).
 //!
 //! A request of cost `k` passes when the bucket holds `k` tokens, and then takes them; a refused
 //! request takes nothing. A bucket starts full.
@@ -80,6 +82,8 @@ pub mod loom_api;
 mod outcome;
 mod quota;
 mod quota_str;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod store;
 mod sync;
 mod timeline;
