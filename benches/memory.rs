@@ -36,22 +36,30 @@ fn measure(limiter: &str, keys: &str) -> f64 {
     let after = match (limiter, keys) {
         ("hotlimit", "u64") => {
             let l = hotlimit::KeyedRateLimiter::<u64>::new(ours);
-            (0..KEYS).for_each(|k| drop(l.check_key(&k)));
+            (0..KEYS).for_each(|k| {
+                let _ = l.check_key(&k);
+            });
             resident_bytes()
         }
         ("hotlimit", "string") => {
             let l = hotlimit::KeyedRateLimiter::<String>::new(ours);
-            (0..KEYS).for_each(|k| drop(l.check_key(string_key(k).as_str())));
+            (0..KEYS).for_each(|k| {
+                let _ = l.check_key(string_key(k).as_str());
+            });
             resident_bytes()
         }
         ("governor", "u64") => {
             let l = governor::RateLimiter::keyed(theirs);
-            (0..KEYS).for_each(|k| drop(l.check_key(&k)));
+            (0..KEYS).for_each(|k| {
+                let _ = l.check_key(&k);
+            });
             resident_bytes()
         }
         ("governor", "string") => {
             let l = governor::RateLimiter::keyed(theirs);
-            (0..KEYS).for_each(|k| drop(l.check_key(&string_key(k))));
+            (0..KEYS).for_each(|k| {
+                let _ = l.check_key(&string_key(k));
+            });
             resident_bytes()
         }
         _ => panic!("unknown limiter {limiter} or key type {keys}"),

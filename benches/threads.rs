@@ -30,11 +30,14 @@ impl Keyed for hotlimit::KeyedRateLimiter<u64> {
     }
 }
 
-impl<S> Keyed for governor::DefaultKeyedRateLimiter<u64, S>
-where
-    S: std::hash::BuildHasher + Clone + Send + Sync,
-    governor::state::keyed::DashMapStateStore<u64, S>: governor::state::keyed::KeyedStateStore<u64>,
-{
+/// governor's keyed limiter on its dashmap store, with the hasher `S`.
+type Governor<S> = governor::RateLimiter<
+    u64,
+    governor::state::keyed::DashMapStateStore<u64, S>,
+    governor::clock::DefaultClock,
+>;
+
+impl<S: std::hash::BuildHasher + Clone + Send + Sync> Keyed for Governor<S> {
     fn check(&self, key: &u64) -> bool {
         self.check_key(key).is_ok()
     }

@@ -66,7 +66,7 @@ struct Inner {
 enum Fallback {
     Closed,
     Open,
-    Local(KeyedRateLimiter<String>),
+    Local(Box<KeyedRateLimiter<String>>),
 }
 
 /// Settings for a [`RedisRateLimiter`]; from [`RedisRateLimiter::builder`].
@@ -153,7 +153,9 @@ impl RedisRateLimiterBuilder {
         let fallback = match self.policy {
             FailurePolicy::FailClosed => Fallback::Closed,
             FailurePolicy::FailOpen => Fallback::Open,
-            FailurePolicy::LocalFallback(quota) => Fallback::Local(KeyedRateLimiter::new(quota)),
+            FailurePolicy::LocalFallback(quota) => {
+                Fallback::Local(Box::new(KeyedRateLimiter::new(quota)))
+            }
         };
         Ok(RedisRateLimiter {
             inner: Arc::new(Inner {
@@ -348,6 +350,8 @@ impl Inner {
                 Ok(snapshot) => Ok(Allowed::new(Source::LocalFallback, Some(snapshot))),
                 Err(crate::CheckError::Denied(denied)) => Err(denied.into()),
                 Err(crate::CheckError::InsufficientCapacity(e)) => Err(e.into()),
+                // The fallback limiter has no key cap; should one refuse, Redis's error stands.
+                Err(_) => Err(RedisCheckError::Unavailable(error)),
             },
         }
     }
