@@ -2,8 +2,9 @@
 """Prints hotlimit / governor per benchmark from criterion's saved estimates.
 
 Run after `cargo bench --bench hot_path` (quick mode works too). Reads the median of every
-`target/criterion/<group>/<function>[/<input>]/new/estimates.json` and pairs the `hotlimit`
-function of a group with its `governor` peer for the same input.
+`target/criterion/<group>/<function>[/<input>]/new/estimates.json`, pairs the `hotlimit`
+function of a group with its peers for the same input (`governor`, and `governor_foldhash` where
+the group has it), and lists the `floor` group after them.
 """
 
 import json
@@ -20,13 +21,28 @@ for path in sorted(root.glob("**/new/estimates.json")):
     with open(path) as f:
         medians[(group, rest, function)] = json.load(f)["median"]["point_estimate"]
 
-print(f"| {'scenario':<28} | {'hotlimit ns':>11} | {'governor ns':>11} | {'ratio':>6} |")
-print(f"|{'-' * 30}|{'-' * 13}:|{'-' * 13}:|{'-' * 7}:|")
-for (group, rest, function), ours in sorted(medians.items()):
-    if function != "hotlimit":
+
+def key_order(item):
+    (group, rest, _), _ = item
+    return (group, int(rest) if rest.isdigit() else 0, rest)
+
+
+print("| scenario | hotlimit ns | governor ns | ratio | governor (foldhash) ns | ratio |")
+print("|---|---:|---:|---:|---:|---:|")
+for (group, rest, function), ours in sorted(medians.items(), key=key_order):
+    if function != "hotlimit" or (group, rest, "governor") not in medians:
         continue
-    theirs = medians.get((group, rest, "governor"))
-    if theirs is None:
-        continue
+    theirs = medians[(group, rest, "governor")]
+    fold = medians.get((group, rest, "governor_foldhash"))
+    fold_cells = f"{fold:.1f} | {ours / fold:.2f}" if fold else "- | -"
     name = f"{group} {rest}".strip()
-    print(f"| {name:<28} | {ours:>11.1f} | {theirs:>11.1f} | {ours / theirs:>6.2f} |")
+    print(f"| {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} | {fold_cells} |")
+
+floors = [(f"{function} {rest}".strip(), ns) for (g, rest, function), ns in medians.items()
+          if g == "floor"]
+if floors:
+    print()
+    print("| floor | ns |")
+    print("|---|---:|")
+    for name, ns in sorted(floors):
+        print(f"| {name} | {ns:.1f} |")

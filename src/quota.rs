@@ -44,7 +44,8 @@ pub struct Quota {
     /// quotas.
     unit: u64,
     /// `n * M * 2^64 / P`, rounded down: nanoseconds times this, shifted right by 64, are units.
-    scale: u128,
+    /// Zero stands for exactly `2^64`, one unit per nanosecond, where no multiply is needed.
+    scale: u64,
 }
 
 /// Why a quota was refused.
@@ -174,8 +175,10 @@ impl Quota {
         // whole burst overflows 62 bits.
         let unit = (period_ns / count).min(MAX_TAU / burst).max(1);
 
-        // `count * unit <= period_ns`, so the scale is at most 2^64 and `ns * scale` fits u128.
+        // `count * unit <= period_ns`, so the scale is at most 2^64, and exactly 2^64 only when a
+        // unit is one nanosecond; otherwise it is at least 1, as `period_ns < 2^64`.
         let scale = ((count as u128 * unit as u128) << 64) / period_ns as u128;
+        let scale = u64::try_from(scale).unwrap_or(0);
 
         Ok(Quota {
             count,
@@ -221,13 +224,19 @@ impl Quota {
     /// Nanoseconds since the clock's start to time units, rounded down (never early).
     #[inline]
     pub(crate) fn units_at(&self, ns: u64) -> u64 {
-        let units = ((ns as u128 * self.scale) >> 64) as u64;
+        let units = match self.scale {
+            0 => ns,
+            scale => ((ns as u128 * scale as u128) >> 64) as u64,
+        };
         units.min(MAX_NOW)
     }
 
     /// The first nanosecond at which [`units_at`](Quota::units_at) reaches `units`.
     pub(crate) fn nanos_at(&self, units: u64) -> u128 {
-        ((units as u128) << 64).div_ceil(self.scale)
+        match self.scale {
+            0 => units as u128,
+            scale => ((units as u128) << 64).div_ceil(scale as u128),
+        }
     }
 
     /// The time from `now_ns` until the clock reaches `units`, zero if it already has.
