@@ -90,6 +90,6 @@ mod timeline;
 
 pub use clock::{Clock, ManualClock, QuantaClock, RecentClock};
 pub use direct::RateLimiter;
-pub use keyed::{DefaultHasher, KeyedBuilder, KeyedRateLimiter, Overflow, Sweeper};
+pub use keyed::{DefaultHasher, KeyedBuilder, KeyedRateLimiter, Overflow, Sweeper, Swept};
 pub use outcome::{CheckError, Denied, InsufficientCapacity, Snapshot, TooManyKeys};
 pub use quota::{Quota, QuotaError, MAX_BURST, MAX_PERIOD};

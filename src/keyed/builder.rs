@@ -7,13 +7,10 @@ use core::time::Duration;
 use super::{DefaultHasher, KeyedRateLimiter};
 use crate::bucket::Bucket;
 use crate::clock::{Clock, QuantaClock};
-use crate::store::Store;
+use crate::store::{Store, SHARDS};
 use crate::sync::AtomicU64;
 use crate::timeline::Timeline;
 use crate::Quota;
-
-/// The map's shards: sweeping visits one at a time.
-const SHARDS: usize = 64;
 
 /// What a [`KeyedRateLimiter`] at its key limit does with a key it has no bucket for.
 ///

@@ -12,7 +12,7 @@ use crate::bucket::Bucket;
 use crate::clock::{Clock, QuantaClock};
 use crate::direct::{attempt, cost_of};
 use crate::outcome::{CheckError, Snapshot, TooManyKeys};
-use crate::store::{Lookup, Store};
+use crate::store::{Lookup, Store, SHARDS, SLICE};
 use crate::sync::{AtomicU64, Ordering};
 use crate::timeline::{Timeline, STEP};
 use crate::Quota;
@@ -29,6 +29,16 @@ pub use self::sweeper::Sweeper;
 /// [`std::hash::RandomState`] (SipHash, several times slower on short keys) to
 /// [`KeyedBuilder::hasher`].
 pub type DefaultHasher = foldhash::fast::RandomState;
+
+/// What one [`KeyedRateLimiter::sweep_slice`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Swept {
+    /// Keys looked at.
+    pub visited: usize,
+    /// Keys evicted.
+    pub evicted: usize,
+}
 
 /// How many buckets [`Overflow::EvictIdlest`] compares to pick the one to evict.
 const IDLEST_SAMPLE: usize = 32;
@@ -157,9 +167,10 @@ where
         self.retain_recent_at(self.time.now())
     }
 
-    /// Sweeps the next shard of the map as a request would; returns how many keys it evicted.
-    pub fn sweep_slice(&self) -> usize {
-        self.sweep_slice_at(self.time.now())
+    /// Sweeps the next slice of keys (a few hundred) as an inserting request would.
+    pub fn sweep_slice(&self) -> Swept {
+        let (visited, evicted) = self.sweep_slice_at(self.time.now());
+        Swept { visited, evicted }
     }
 
     /// The number of keys that have a bucket.
@@ -175,11 +186,6 @@ where
     /// The key limit ([`usize::MAX`] when there is none).
     pub fn max_keys(&self) -> usize {
         self.store.max_keys()
-    }
-
-    /// The number of keys the next slice sweep would visit.
-    pub fn slice_len(&self) -> usize {
-        self.store.slice_len()
     }
 
     /// The quota every key follows.
@@ -291,11 +297,20 @@ where
         idle_since
     }
 
-    pub(crate) fn sweep_slice_at(&self, now_ns: u64) -> usize {
+    /// Sweeps about one round of every key, slice after slice (each claims its own range, so
+    /// requests that sweep meanwhile do other keys).
+    pub(crate) fn sweep_round(&self) {
+        let slices = self.len() / SLICE + SHARDS + 1;
+        for _ in 0..slices {
+            self.sweep_slice();
+        }
+    }
+
+    /// One slice at a time already read; returns the keys visited and evicted.
+    pub(crate) fn sweep_slice_at(&self, now_ns: u64) -> (usize, usize) {
         let idle_since = self.raise_horizon(now_ns);
         self.store
             .sweep_slice(|bucket| bucket.try_evict(idle_since))
-            .1
     }
 
     /// [`retain_recent`](Self::retain_recent) at a time already read (the loom models pass it).

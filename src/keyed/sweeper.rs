@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use super::KeyedRateLimiter;
 use crate::clock::Clock;
 
-/// A thread that sweeps a [`KeyedRateLimiter`] one shard at a time; stops when dropped.
+/// A thread that sweeps a [`KeyedRateLimiter`] a slice at a time; stops when dropped.
 ///
 /// From [`KeyedRateLimiter::spawn_sweeper`]. The thread holds only a weak reference, so it also
 /// stops once the limiter itself is gone.
@@ -25,8 +25,9 @@ where
     C: Clock + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// Starts a thread that sweeps one shard every `every`, so that idle keys leave even when no
-    /// new key arrives. The limiter's own sweeping on inserts goes on as well.
+    /// Starts a thread that sweeps all keys, a slice at a time, every `every`, so that idle keys
+    /// leave even when no new key arrives. The limiter's own sweeping on inserts goes on as
+    /// well.
     ///
     /// # Errors
     ///
@@ -72,7 +73,7 @@ fn sweep_until_stopped<K, C, S>(
     // flag, but the pairing makes the stop visible without relying on timing.
     while !stop.load(Ordering::Acquire) {
         match limiter.upgrade() {
-            Some(limiter) => drop(limiter.sweep_slice()),
+            Some(limiter) => limiter.sweep_round(),
             None => return,
         }
         thread::park_timeout(every);

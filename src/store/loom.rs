@@ -259,8 +259,4 @@ where
     pub(crate) fn max_keys(&self) -> usize {
         self.max_keys
     }
-
-    pub(crate) fn slice_len(&self) -> usize {
-        self.len()
-    }
 }

@@ -1,4 +1,5 @@
-//! The store on papaya maps, split into shards so that eviction sweeps one shard at a time.
+//! The store on papaya maps, split into shards so that eviction sweeps a bounded slice at a
+//! time.
 
 use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
@@ -6,17 +7,17 @@ use core::ptr;
 
 use papaya::{HashMap, LocalGuard, ResizeMode};
 
-use super::Lookup;
+use super::{Lookup, SLICE};
 use crate::bucket::{Bucket, TOMBSTONE, UNSET};
-use crate::sync::{fence, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicU64, AtomicUsize, Ordering};
 
-/// A miss sweeps a slice once this many inserts were tried since the last slice, or once half
-/// as many as the next shard holds, whichever is more: about two entries visited per insert.
+/// A miss sweeps a slice once this many inserts were tried since the last one: two keys
+/// visited per insert.
 ///
-/// Two, not one: a key that has become evictable waits for its shard's turn, and a round of the
-/// shards takes about `len / 2` inserts, so the map holds about 1.5 times its live keys under a
+/// Two, not one: a key that has become evictable waits for the sweep to come round, and a
+/// round takes about `len / 2` inserts, so the map holds about 1.5 times its live keys under a
 /// flood of new ones (tests/eviction.rs) instead of twice as many.
-const MIN_INSERTS_PER_SLICE: usize = 64;
+const INSERTS_PER_SLICE: usize = SLICE / 2;
 
 type Map<K, S> = HashMap<K, Bucket, S>;
 
@@ -29,8 +30,11 @@ pub(crate) struct Store<K, S> {
     max_keys: usize,
     /// Entries in all shards, counted by the store itself (see the module notes).
     len: AtomicUsize,
-    /// The next shard to sweep.
-    cursor: AtomicUsize,
+    /// Where the next slice starts: the shard in the high 32 bits (any number; it is masked),
+    /// the position of the first key to visit within it in the low 32.
+    cursor: AtomicU64,
+    /// Where [`evict_idlest`](Store::evict_idlest) samples next.
+    sample_cursor: AtomicUsize,
     /// Inserts tried since the last slice was swept.
     pending: AtomicUsize,
 }
@@ -59,7 +63,8 @@ where
             hasher,
             max_keys,
             len: AtomicUsize::new(0),
-            cursor: AtomicUsize::new(0),
+            cursor: AtomicU64::new(0),
+            sample_cursor: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
         }
     }
@@ -186,21 +191,52 @@ where
     pub(crate) fn slice_due(&self) -> bool {
         // Relaxed: a heuristic counter; a lost race only moves a slice to another request.
         let pending = self.pending.fetch_add(1, Ordering::Relaxed) + 1;
-        let shard =
-            self.shards[self.cursor.load(Ordering::Relaxed) & self.shard_mask as usize].len();
-        pending >= (shard / 2).max(MIN_INSERTS_PER_SLICE)
+        pending >= INSERTS_PER_SLICE
             && self
                 .pending
                 .compare_exchange(pending, 0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
 
-    /// Sweeps the next shard: unlinks every bucket that `dead` kills, and every tombstone.
-    /// Returns the entries visited and evicted.
-    pub(crate) fn sweep_slice(&self, dead: impl FnMut(&Bucket) -> bool) -> (usize, usize) {
-        // Relaxed: the cursor only spreads slices over the shards.
-        let next = self.cursor.fetch_add(1, Ordering::Relaxed);
-        self.sweep_shard(&self.shards[next & self.shard_mask as usize], dead)
+    /// Visits the next [`SLICE`] keys: unlinks every bucket that `dead` kills, and every
+    /// tombstone. Returns the keys visited and evicted.
+    ///
+    /// papaya cannot start an iteration in the middle of a table, so the slice skips the keys
+    /// before its position: a sequential scan of the table's slots, cheap next to the visits,
+    /// which touch each key's bucket. A resize reorders a shard; the cursor then visits some
+    /// keys twice and others a round later, which is harmless.
+    pub(crate) fn sweep_slice(&self, mut dead: impl FnMut(&Bucket) -> bool) -> (usize, usize) {
+        // Claim the range, so that two sweeping requests visit different keys. Relaxed: the
+        // cursor only spreads the work and publishes nothing.
+        let at = self.cursor.load(Ordering::Relaxed);
+        let (shard, position) = ((at >> 32) as usize, at as u32 as usize);
+        let claimed = at + SLICE as u64;
+        if self
+            .cursor
+            .compare_exchange(at, claimed, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return (0, 0);
+        }
+
+        let map = &self.shards[shard & self.shard_mask as usize];
+        let guard = map.guard();
+        let (mut visited, mut evicted) = (0, 0);
+        for (key, bucket) in map.iter(&guard).skip(position).take(SLICE) {
+            visited += 1;
+            if (dead(bucket) || bucket.is_tombstone()) && self.unlink(map, key, bucket, &guard) {
+                evicted += 1;
+            }
+        }
+
+        // The end of the shard: the next slice starts the next one.
+        if visited < SLICE {
+            let next = ((shard as u64 + 1) & u32::MAX as u64) << 32;
+            let _ =
+                self.cursor
+                    .compare_exchange(claimed, next, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        (visited, evicted)
     }
 
     /// Sweeps every shard once.
@@ -232,7 +268,7 @@ where
     pub(crate) fn evict_idlest(&self, sample: usize) -> bool {
         // The bucket with the earliest word has the most tokens: it has been idle the longest.
         // Relaxed: the cursor only spreads the samples over the shards.
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let start = self.sample_cursor.fetch_add(1, Ordering::Relaxed);
         let mut idlest: Option<(u64, usize)> = None;
         let mut seen = 0;
         for step in 0..self.shards.len() {
@@ -268,10 +304,5 @@ where
 
     pub(crate) fn max_keys(&self) -> usize {
         self.max_keys
-    }
-
-    /// Entries in the shard a slice sweep would visit next.
-    pub(crate) fn slice_len(&self) -> usize {
-        self.shards[self.cursor.load(Ordering::Relaxed) & self.shard_mask as usize].len()
     }
 }
