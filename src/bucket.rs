@@ -95,6 +95,47 @@ impl Bucket {
         }
     }
 
+    /// Gives back `cost` units that an admission on this bucket took, as read at `now`.
+    ///
+    /// The word becomes `max(tat - cost, now)`: `cost` units of tokens come back, but the
+    /// bucket never holds more than its capacity. Returns the word as the refund left it. A
+    /// tombstone, or a word already full at `now`, is left alone.
+    ///
+    /// # Why it is exact
+    ///
+    /// Admitting maps a word `x` to `max(x, t) + c`, and that map grows by at most `k` when `x`
+    /// grows by `k`. So however many admissions land between the refunded one and its refund,
+    /// the word is at most `k` above the word the same admissions would have left without the
+    /// refunded one, and `max(tat - k, now)` is never fuller than that word at any reading.
+    /// Right after the admission (the usual case) it restores the word exactly, or as full as
+    /// the capacity allows. `now` may be stale: the argument holds for any reading.
+    ///
+    /// The caller must have been admitted `cost` on this very bucket; refunding a replacement
+    /// bucket (after an eviction) would credit tokens it never lent.
+    pub(crate) fn refund(&self, now: u64, cost: u64) -> u64 {
+        // Relaxed: as in `acquire`, the CAS below rechecks the word and publishes nothing else.
+        let mut tat = self.word.load(Ordering::Relaxed);
+        let backoff = Backoff::new();
+        loop {
+            // Evicted (nothing to give back to) or already full at `now` (nothing owed).
+            if tat & TOMBSTONE != 0 || tat <= now {
+                return tat;
+            }
+            let next = tat.saturating_sub(cost).max(now);
+
+            // Relaxed: CASes on one word are totally ordered; this one only lowers `tat` by at
+            // most what an admission on it raised it by.
+            match self
+                .word
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(actual) => tat = actual,
+            }
+            backoff.spin();
+        }
+    }
+
     /// The bucket's word as it is now (a tombstone included).
     #[inline]
     pub(crate) fn load(&self) -> u64 {
@@ -174,6 +215,40 @@ mod tests {
         assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(120));
         assert_eq!(bucket.acquire(100, 10, 20), Verdict::Denied(120));
         assert_eq!(bucket.load(), 120);
+    }
+
+    #[test]
+    fn refund_restores_the_word_before_the_admission() {
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(110));
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(120));
+        assert_eq!(bucket.refund(100, 10), 110);
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(120));
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Denied(120));
+    }
+
+    #[test]
+    fn refund_never_fills_past_capacity() {
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 30), Verdict::Admitted(110));
+        // At 105 half of the token came back already: only the rest is owed.
+        assert_eq!(bucket.refund(105, 10), 105);
+        assert_eq!(gcra::tokens(105, 105, 30, 10), 3);
+        // A full bucket and a tombstone are left alone.
+        assert_eq!(bucket.refund(200, 10), 105);
+        assert!(bucket.try_evict(105));
+        assert_eq!(bucket.refund(200, 10), TOMBSTONE);
+    }
+
+    #[test]
+    fn refund_after_later_admissions_gives_back_only_its_cost() {
+        // Capacity 3 tokens of 10 units. A takes one at 100, B one at 100, A is refunded.
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 30), Verdict::Admitted(110));
+        assert_eq!(bucket.acquire(100, 10, 30), Verdict::Admitted(120));
+        assert_eq!(bucket.refund(100, 10), 110);
+        // As if only B had been admitted: two tokens left.
+        assert_eq!(gcra::tokens(110, 100, 30, 10), 2);
     }
 
     #[test]
