@@ -32,7 +32,7 @@ pin_project! {
             fields: Option<Fields>,
         },
         Refused {
-            response: Option<Response<Full<Bytes>>>,
+            response: Option<Box<Response<Full<Bytes>>>>,
         },
     }
 }
@@ -49,7 +49,7 @@ impl<F> ResponseFuture<F> {
     }
 
     /// A response ready now.
-    pub(crate) fn refused(response: Response<Full<Bytes>>) -> Self {
+    pub(crate) fn refused(response: Box<Response<Full<Bytes>>>) -> Self {
         ResponseFuture {
             kind: Kind::Refused {
                 response: Some(response),

@@ -37,9 +37,10 @@ pub(crate) struct Fields {
     policy: Option<HeaderValue>,
     ratelimit: Option<HeaderValue>,
     limit: Option<HeaderValue>,
-    remaining: Option<HeaderValue>,
-    reset: Option<HeaderValue>,
-    retry_after: Option<HeaderValue>,
+    /// Numbers are kept as numbers until written, which keeps the response future small.
+    remaining: Option<u64>,
+    reset: Option<u64>,
+    retry_after: Option<u64>,
     shadow: bool,
 }
 
@@ -82,15 +83,15 @@ impl Fields {
             let least = (0..usages.len()).min_by_key(|&i| usages[i].remaining);
             let i = focus.or(least).unwrap_or(0);
             fields.limit = Some(tier.limits[i].clone());
-            fields.remaining = Some(usages[i].remaining.into());
-            fields.reset = Some(usages[i].reset.into());
+            fields.remaining = Some(usages[i].remaining);
+            fields.reset = Some(usages[i].reset);
         }
         fields
     }
 
     /// Adds `Retry-After: wait` (whole seconds, rounded up, at least 1).
     pub(crate) fn retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(retry_after_secs(wait).into());
+        self.retry_after = Some(retry_after_secs(wait));
         self
     }
 
@@ -103,21 +104,25 @@ impl Fields {
     /// Adds the fields to `headers`. The draft fields are lists, so they are appended to any
     /// an inner service set; the others are replaced.
     pub(crate) fn write(self, headers: &mut HeaderMap) {
+        // One reservation rather than a regrowth per field.
+        headers.reserve(6);
         if let Some(value) = self.policy {
             headers.append(RATELIMIT_POLICY, value);
         }
         if let Some(value) = self.ratelimit {
             headers.append(RATELIMIT, value);
         }
-        let legacy = [
-            (X_RATELIMIT_LIMIT, self.limit),
+        if let Some(value) = self.limit {
+            headers.insert(X_RATELIMIT_LIMIT, value);
+        }
+        let numbers = [
             (X_RATELIMIT_REMAINING, self.remaining),
             (X_RATELIMIT_RESET, self.reset),
             (RETRY_AFTER, self.retry_after),
         ];
-        for (name, value) in legacy {
+        for (name, value) in numbers {
             if let Some(value) = value {
-                headers.insert(name, value);
+                headers.insert(name, HeaderValue::from(value));
             }
         }
         if self.shadow {

@@ -74,7 +74,7 @@ where
 impl<C: Clock> Shared<C> {
     /// The fields for a request that may pass, or the response that refuses it.
     #[inline]
-    fn decide(&self, head: &RequestHead<'_>) -> Result<Fields, Response<Full<Bytes>>> {
+    fn decide(&self, head: &RequestHead<'_>) -> Result<Fields, Box<Response<Full<Bytes>>>> {
         let config = &*self.policy.config;
 
         // Find the key; a request without one never reaches a bucket.
@@ -94,7 +94,7 @@ impl<C: Clock> Shared<C> {
                 let header = config.key.header_name();
                 let mut response = no_key(reason, header, status, is_grpc(head.headers));
                 fields.write(response.headers_mut());
-                return Err(response);
+                return Err(Box::new(response));
             }
         };
         let key = key.as_bytes();
@@ -112,26 +112,27 @@ impl<C: Clock> Shared<C> {
             None => &self.tiers[0],
         };
         let cost = config.cost.as_ref().map_or(1, |cost| cost(head));
-        let (report, index, retry_after) = match tier.check(key, cost) {
-            Decision::Allowed(report) => {
-                self.counters.count(Outcome::Allowed);
-                return Ok(Fields::new(config, tier, Some(&report), None, key));
-            }
-            Decision::Denied {
-                report,
-                index,
-                retry_after,
-            } => (report, index, retry_after),
-            Decision::TooCostly { index } => {
-                let fields = Fields::new(config, tier, None, Some(index), key);
-                let grpc = is_grpc(head.headers);
-                return self.refuse(fields, || too_costly(cost, tier.quota(index), grpc));
-            }
-            Decision::NoRoom => {
-                let fields = Fields::new(config, tier, None, None, key);
-                return self.refuse(fields, || no_room(is_grpc(head.headers)));
-            }
-        };
+        let (report, index, retry_after) =
+            match tier.check(key, cost, config.draft_headers || config.legacy_headers) {
+                Decision::Allowed(report) => {
+                    self.counters.count(Outcome::Allowed);
+                    return Ok(Fields::new(config, tier, Some(&report), None, key));
+                }
+                Decision::Denied {
+                    report,
+                    index,
+                    retry_after,
+                } => (report, index, retry_after),
+                Decision::TooCostly { index } => {
+                    let fields = Fields::new(config, tier, None, Some(index), key);
+                    let grpc = is_grpc(head.headers);
+                    return self.refuse(fields, || too_costly(cost, tier.quota(index), grpc));
+                }
+                Decision::NoRoom => {
+                    let fields = Fields::new(config, tier, None, None, key);
+                    return self.refuse(fields, || no_room(is_grpc(head.headers)));
+                }
+            };
 
         // Refused by quota `index`.
         let denial = Denial {
@@ -166,7 +167,7 @@ impl<C: Clock> Shared<C> {
         &self,
         fields: Fields,
         response: impl FnOnce() -> R,
-    ) -> Result<Fields, Response<Full<Bytes>>> {
+    ) -> Result<Fields, Box<Response<Full<Bytes>>>> {
         if self.policy.config.shadow {
             self.counters.count(Outcome::ShadowDenied);
             return Ok(fields.shadow_denied());
@@ -178,7 +179,7 @@ impl<C: Clock> Shared<C> {
             None => fields,
         };
         fields.write(response.headers_mut());
-        Err(response)
+        Err(Box::new(response))
     }
 }
 

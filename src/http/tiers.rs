@@ -135,14 +135,15 @@ impl<C: Clock + Clone> Tier<C> {
 }
 
 impl<C: Clock> Tier<C> {
-    /// Charges `cost` to `key` on every quota, or on none.
+    /// Charges `cost` to `key` on every quota, or on none; the report is filled in only if
+    /// `report_usage` (the headers need it; the arithmetic costs a few divisions).
     #[inline]
-    pub(crate) fn check(&self, key: &[u8], cost: u64) -> Decision {
+    pub(crate) fn check(&self, key: &[u8], cost: u64, report_usage: bool) -> Decision {
         let mut report = Report {
             usages: [Usage::default(); MAX_QUOTAS],
             len: self.limiters.len() as u8,
         };
-        let refusal = match self.check_from(0, key, cost, &mut report) {
+        let refusal = match self.check_from(0, key, cost, report_usage, &mut report) {
             Ok(()) => return Decision::Allowed(report),
             Err(refusal) => refusal,
         };
@@ -178,18 +179,21 @@ impl<C: Clock> Tier<C> {
         i: usize,
         key: &[u8],
         cost: u64,
+        report_usage: bool,
         report: &mut Report,
     ) -> Result<(), Refusal> {
         let Some(limiter) = self.limiters.get(i) else {
             return Ok(());
         };
-        let then = |_: &Snapshot| self.check_from(i + 1, key, cost, report);
+        let then = |_: &Snapshot| self.check_from(i + 1, key, cost, report_usage, report);
         let (snapshot, result) = match limiter.check_key_n_then(key, cost, then) {
             Then::Passed(snapshot, ()) => (snapshot, Ok(())),
             Then::Undone(snapshot, refusal) => (snapshot, Err(refusal)),
             Then::Refused(error) => return Err(Refusal { index: i, error }),
         };
-        report.usages[i] = Usage::from(&snapshot);
+        if report_usage {
+            report.usages[i] = Usage::from(&snapshot);
+        }
         result
     }
 
