@@ -122,16 +122,16 @@ fn governor_layer<K: GovKeyExtractor>(key: K) -> GovernorLayer<K, NoOpMiddleware
     GovernorLayer::new(config)
 }
 
+/// One call through a service, answering whether it passed.
+type Run = Box<dyn FnMut() -> bool>;
+
 /// The services each scenario compares, by name.
 struct Scenario {
     group: &'static str,
-    run: Vec<(&'static str, Box<dyn FnMut() -> bool>)>,
+    run: Vec<(&'static str, Run)>,
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let boxed = |mut service: Box<dyn FnMut() -> bool>| -> Box<dyn FnMut() -> bool> {
-        Box::new(move || service())
-    };
     let mut bare_service = bare();
     let mut peer_ours = open_policy(KeyExtractor::peer_ip(), true).layer(bare());
     let mut peer_theirs = governor_layer(PeerIpKeyExtractor).layer(bare());
@@ -141,23 +141,23 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             group: "layer_bare",
-            run: vec![("service", boxed(Box::new(move || call(&mut bare_service))))],
+            run: vec![("service", Box::new(move || call(&mut bare_service)))],
         },
         Scenario {
             group: "layer_peer_ip",
             run: vec![
-                ("hotlimit", boxed(Box::new(move || call(&mut peer_ours)))),
-                ("governor", boxed(Box::new(move || call(&mut peer_theirs)))),
+                ("hotlimit", Box::new(move || call(&mut peer_ours))),
+                ("governor", Box::new(move || call(&mut peer_theirs))),
             ],
         },
         Scenario {
             group: "layer_api_key",
             run: vec![
-                ("hotlimit", boxed(Box::new(move || call(&mut key_ours)))),
-                ("governor", boxed(Box::new(move || call(&mut key_theirs)))),
+                ("hotlimit", Box::new(move || call(&mut key_ours))),
+                ("governor", Box::new(move || call(&mut key_theirs))),
                 (
                     "hotlimit_no_headers",
-                    boxed(Box::new(move || call(&mut key_quiet))),
+                    Box::new(move || call(&mut key_quiet)),
                 ),
             ],
         },
@@ -192,7 +192,7 @@ fn main() {
     criterion.final_summary();
 
     // The summary: best of three plain loops per service, minus the bare service.
-    let best = |run: &mut Box<dyn FnMut() -> bool>| {
+    let best = |run: &mut Run| {
         (0..3)
             .map(|_| time(run.as_mut(), 500_000))
             .fold(f64::INFINITY, f64::min)

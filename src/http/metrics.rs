@@ -3,7 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What a layer's policy decided so far, from [`RateLimitLayer::stats`](super::RateLimitLayer::stats).
+/// What a layer's policy decided so far, from
+/// [`RateLimitLayer::stats`](super::RateLimitLayer::stats).
 ///
 /// With the `metrics` cargo feature the same counts also go to the `metrics` facade as
 /// `hotlimit_requests_total{policy, outcome}`, where `outcome` is `allowed`, `denied`,
