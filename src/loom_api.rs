@@ -50,6 +50,11 @@ impl Bucket {
         self.0.acquire(now, cost, tau).into()
     }
 
+    /// Gives back `cost` units an admission took, as read at `now`; returns the new word.
+    pub fn refund(&self, now: u64, cost: u64) -> u64 {
+        self.0.refund(now, cost)
+    }
+
     /// Turns the bucket into a tombstone if it has been full since `idle_since`.
     pub fn try_evict(&self, idle_since: u64) -> bool {
         self.0.try_evict(idle_since)
