@@ -7,7 +7,9 @@
 //! - `layer_bare`: the no-op service alone (building the request, calling, polling);
 //! - `layer_peer_ip`: keyed by the peer address in axum's `ConnectInfo<SocketAddr>`;
 //! - `layer_api_key`: keyed by the `X-API-Key` header (tower_governor's key is an owned
-//!   `String`, through a small `KeyExtractor` written here).
+//!   `String`, through a small `KeyExtractor` written here); also each side with its headers
+//!   switched the other way (hotlimit without rate-limit headers, tower_governor with its
+//!   `x-ratelimit-*` headers from `use_headers`).
 //!
 //! The function named `governor` in each group is tower_governor (which wraps governor), so
 //! that `scripts/bench-ratios.py` pairs it with `hotlimit`. After criterion, the bench times
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use criterion::Criterion;
-use governor::middleware::NoOpMiddleware;
+use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
 use http::{Request, Response};
 use tower::{service_fn, Layer, Service};
 use tower_governor::governor::GovernorConfigBuilder;
@@ -122,6 +124,20 @@ fn governor_layer<K: GovKeyExtractor>(key: K) -> GovernorLayer<K, NoOpMiddleware
     GovernorLayer::new(config)
 }
 
+/// tower_governor with its `x-ratelimit-*` headers on (`use_headers`).
+fn governor_layer_with_headers<K: GovKeyExtractor>(
+    key: K,
+) -> GovernorLayer<K, StateInformationMiddleware, Body> {
+    let config = GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(u32::MAX)
+        .key_extractor(key)
+        .use_headers()
+        .finish()
+        .unwrap();
+    GovernorLayer::new(config)
+}
+
 /// One call through a service, answering whether it passed.
 type Run = Box<dyn FnMut() -> bool>;
 
@@ -137,6 +153,7 @@ fn scenarios() -> Vec<Scenario> {
     let mut peer_theirs = governor_layer(PeerIpKeyExtractor).layer(bare());
     let mut key_ours = open_policy(KeyExtractor::api_key(), true).layer(bare());
     let mut key_quiet = open_policy(KeyExtractor::api_key(), false).layer(bare());
+    let mut key_theirs_headers = governor_layer_with_headers(ApiKey).layer(bare());
     let mut key_theirs = governor_layer(ApiKey).layer(bare());
     vec![
         Scenario {
@@ -158,6 +175,10 @@ fn scenarios() -> Vec<Scenario> {
                 (
                     "hotlimit_no_headers",
                     Box::new(move || call(&mut key_quiet)),
+                ),
+                (
+                    "governor_headers",
+                    Box::new(move || call(&mut key_theirs_headers)),
                 ),
             ],
         },
@@ -207,12 +228,16 @@ fn main() {
             scenario.group.trim_start_matches("layer_"),
             ours / theirs
         );
-        if let Some((_, quiet)) = scenario.run.get_mut(2) {
-            let quiet = best(quiet) - bare;
+        if scenario.run.len() == 4 {
+            let quiet = best(&mut scenario.run[2].1) - bare;
+            let loud = best(&mut scenario.run[3].1) - bare;
             println!(
-                "  {:<14} hotlimit {quiet:>6.0} ns   (no rate-limit headers)   ratio {:.2}",
+                "  {:<14} without headers: hotlimit {quiet:>4.0} ns vs {theirs:>4.0} ns ({:.2}); \
+                 with headers: hotlimit {ours:>4.0} ns vs tower_governor use_headers \
+                 {loud:>4.0} ns ({:.2})",
                 "",
-                quiet / theirs
+                quiet / theirs,
+                ours / loud
             );
         }
     }

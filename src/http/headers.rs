@@ -104,8 +104,21 @@ impl Fields {
     /// Adds the fields to `headers`. The draft fields are lists, so they are appended to any
     /// an inner service set; the others are replaced.
     pub(crate) fn write(self, headers: &mut HeaderMap) {
-        // One reservation rather than a regrowth per field.
-        headers.reserve(6);
+        // One reservation rather than a regrowth per field, and none for no fields.
+        let count = [
+            self.policy.is_some(),
+            self.ratelimit.is_some(),
+            self.limit.is_some(),
+        ]
+        .into_iter()
+        .chain([self.remaining, self.reset, self.retry_after].map(|n| n.is_some()))
+        .chain([self.shadow])
+        .filter(|&present| present)
+        .count();
+        if count == 0 {
+            return;
+        }
+        headers.reserve(count);
         if let Some(value) = self.policy {
             headers.append(RATELIMIT_POLICY, value);
         }
