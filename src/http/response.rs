@@ -32,6 +32,32 @@ pub struct Denial<'a> {
     pub(crate) quota_name: &'a str,
     pub(crate) quota: Quota,
     pub(crate) retry_after: Duration,
+    /// The refusing quota's members of the problem document, rendered once per layer.
+    pub(crate) json: &'a DenialJson,
+}
+
+/// The parts of a `429` body that depend only on the quota, rendered when the layer is built,
+/// so that a refusal, the hot path under a flood, formats one string.
+#[derive(Debug)]
+pub(crate) struct DenialJson {
+    /// The start of `detail` and `message`, up to the number of seconds, escaped for JSON.
+    detail: String,
+    /// `"policy": ..., "violated_policies": [...]`, escaped.
+    members: String,
+}
+
+impl DenialJson {
+    pub(crate) fn new(policy: &str, quota_name: &str, quota: Quota) -> Self {
+        let members = json!({ "policy": policy, "violated_policies": [quota_name] }).to_string();
+        let detail = format!("too many requests: the limit is {quota} per client; retry in ");
+        let detail = Value::from(detail).to_string();
+        DenialJson {
+            // Escaped for JSON, without the quotes.
+            detail: detail[1..detail.len() - 1].to_owned(),
+            // Without the braces, to splice into the document.
+            members: members[1..members.len() - 1].to_owned(),
+        }
+    }
 }
 
 impl Denial<'_> {
@@ -69,26 +95,18 @@ impl Denial<'_> {
 /// `429` (or gRPC 8): a problem document with the legacy `error`, `message` and `retry_after`
 /// members and the violated quota's name.
 pub(crate) fn too_many_requests(denial: &Denial<'_>, grpc: bool) -> Response<Full<Bytes>> {
-    let retry_after = denial.retry_after_secs();
-    let detail = format!(
-        "too many requests: the limit is {} per client; retry in {retry_after} s",
-        denial.quota
-    );
+    let secs = denial.retry_after_secs();
+    let detail = &denial.json.detail;
     if grpc {
-        return grpc_status(8, &detail, Some(denial.retry_after));
+        return grpc_status(8, &format!("{detail}{secs} s"), Some(denial.retry_after));
     }
-    let body = json!({
-        "type": "about:blank",
-        "title": "Too Many Requests",
-        "status": 429,
-        "detail": detail,
-        "error": "rate_limited",
-        "message": detail,
-        "retry_after": retry_after,
-        "policy": denial.policy,
-        "violated_policies": [denial.quota_name],
-    });
-    problem(StatusCode::TOO_MANY_REQUESTS, &body)
+    let body = format!(
+        "{{\"type\":\"about:blank\",\"title\":\"Too Many Requests\",\"status\":429,\
+         \"detail\":\"{detail}{secs} s\",\"error\":\"rate_limited\",\
+         \"message\":\"{detail}{secs} s\",\"retry_after\":{secs},{}}}",
+        denial.json.members
+    );
+    problem_text(StatusCode::TOO_MANY_REQUESTS, body)
 }
 
 /// A request without a usable key: `401` with a challenge for a missing header key, the
@@ -227,7 +245,11 @@ fn percent_encode(text: &str) -> String {
 
 /// A response with an `application/problem+json` body.
 fn problem(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    problem_text(status, body.to_string())
+}
+
+fn problem_text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let json = HeaderValue::from_static("application/problem+json");
     response.headers_mut().insert(CONTENT_TYPE, json);
@@ -237,6 +259,49 @@ fn problem(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_429_document_is_json_with_every_member() {
+        let quota: Quota = "100/min".parse().unwrap();
+        let json = DenialJson::new("a \"quoted\" policy", "q\\1", quota);
+        let denial = Denial {
+            policy: "p",
+            tier: None,
+            quota_name: "q",
+            quota,
+            retry_after: Duration::from_millis(1_200),
+            json: &json,
+        };
+        let response = too_many_requests(&denial, false);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let body = response.into_body();
+        let bytes = futures_bytes(body);
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        let detail = "too many requests: the limit is 100/min per client; retry in 2 s";
+        let expected = json!({
+            "type": "about:blank",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": detail,
+            "error": "rate_limited",
+            "message": detail,
+            "retry_after": 2,
+            "policy": "a \"quoted\" policy",
+            "violated_policies": ["q\\1"],
+        });
+        assert_eq!(value, expected);
+    }
+
+    /// The bytes of a `Full` body, which is ready at once.
+    fn futures_bytes(body: Full<Bytes>) -> Bytes {
+        use http_body::Body;
+        let mut body = std::pin::pin!(body);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match body.as_mut().poll_frame(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap(),
+            _ => Bytes::new(),
+        }
+    }
 
     #[test]
     fn grpc_messages_are_percent_encoded() {

@@ -141,6 +141,7 @@ impl<C: Clock> Shared<C> {
             quota_name: &tier.names[index],
             quota: tier.quota(index),
             retry_after,
+            json: &tier.denials[index],
         };
         tracing::debug!(
             policy = denial.policy,

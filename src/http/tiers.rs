@@ -7,6 +7,7 @@ use http::HeaderValue;
 
 use super::headers::{ceil_secs, header_value, retry_after_secs, sf_string};
 use super::policy::{Config, TierSpec, MAX_QUOTAS};
+use super::response::DenialJson;
 use crate::keyed::Then;
 use crate::{CheckError, Clock, KeyedRateLimiter, Quota, Snapshot};
 
@@ -26,6 +27,8 @@ pub(crate) struct Tier<C> {
     pub(crate) limits: Box<[HeaderValue]>,
     /// The tier's name, when the policy names tiers.
     pub(crate) name: Option<String>,
+    /// Each quota's part of a `429` body.
+    pub(crate) denials: Box<[DenialJson]>,
 }
 
 /// One quota's bucket as a request left it, for the headers.
@@ -123,8 +126,14 @@ impl<C: Clock + Clone> Tier<C> {
             .map(|(name, quota)| format!("{name};q={};w={}", quota.count(), window(quota)))
             .collect();
 
+        let denials = names
+            .iter()
+            .zip(&spec.quotas)
+            .map(|(name, &quota)| DenialJson::new(&config.name, name, quota))
+            .collect();
         Tier {
             limiters,
+            denials,
             policy: header_value(items.join(", ")),
             limits: spec.quotas.iter().map(|q| q.count().into()).collect(),
             names,
