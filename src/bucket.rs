@@ -116,6 +116,34 @@ impl Bucket {
         }
     }
 
+    /// Gives back the `cost` units of an admission that left the word at `admitted`, if nothing
+    /// has changed the word since. Returns whether it did.
+    ///
+    /// # Why only then
+    ///
+    /// Admitting at reading `t` maps a word `x` to `max(x, t) + cost`; lowering that by `cost`
+    /// gives `max(x, t)`, which decides every reading from `t` on as `x` does and is never
+    /// fuller than `x` at an older one: exactly as if the admission had not happened. Once
+    /// another admission has moved the word, no amount can be given back safely: if that one
+    /// found the bucket full (its reading at or past `admitted`), the charge was absorbed, its
+    /// word is the same with or without the charge, and any refund would hand out a token
+    /// twice. So a refund that finds the word moved keeps the charge: never more admissions
+    /// than without the refunded request, at the price of a token when requests race.
+    ///
+    /// An exact undo of another request brings the word back to `admitted`; the refund then
+    /// succeeds, rightly, since the history is again as if only this admission had happened.
+    pub(crate) fn refund(&self, admitted: u64, cost: u64) -> bool {
+        // Relaxed: one CAS on the one word, ordered with every admission; it publishes nothing.
+        self.word
+            .compare_exchange(
+                admitted,
+                admitted - cost,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
     /// The bucket's word as it is now (a tombstone included).
     #[inline]
     pub(crate) fn load(&self) -> u64 {
@@ -195,6 +223,50 @@ mod tests {
         assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(120));
         assert_eq!(bucket.acquire(100, 10, 20), Verdict::Denied(120));
         assert_eq!(bucket.load(), 120);
+    }
+
+    #[test]
+    fn refund_restores_the_word_before_the_admission() {
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(110));
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(120));
+        assert!(bucket.refund(120, 10));
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Admitted(120));
+        assert_eq!(bucket.acquire(100, 10, 20), Verdict::Denied(120));
+    }
+
+    #[test]
+    fn refund_of_an_idle_bucket_restores_it_full() {
+        // The charge was taken from a full bucket: giving it back makes it full again at 100.
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 30), Verdict::Admitted(110));
+        assert!(bucket.refund(110, 10));
+        assert_eq!(gcra::tokens(bucket.load(), 100, 30, 10), 3);
+    }
+
+    #[test]
+    fn refund_never_credits_a_charge_that_a_later_admission_absorbed() {
+        // Capacity 1. R is admitted at 100; S at 200 finds the bucket full whether or not R
+        // came. Giving R's token back would let U through at 200 as well.
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 10), Verdict::Admitted(110));
+        assert_eq!(bucket.acquire(200, 10, 10), Verdict::Admitted(210));
+        assert!(!bucket.refund(110, 10));
+        assert_eq!(bucket.acquire(200, 10, 10), Verdict::Denied(210));
+    }
+
+    #[test]
+    fn refund_after_an_exact_undo_still_applies() {
+        let bucket = Bucket::full();
+        assert_eq!(bucket.acquire(100, 10, 30), Verdict::Admitted(110));
+        assert_eq!(bucket.acquire(100, 10, 30), Verdict::Admitted(120));
+        assert!(bucket.refund(120, 10));
+        assert!(bucket.refund(110, 10));
+        assert_eq!(bucket.load(), 100);
+        assert!(
+            !bucket.refund(110, 10),
+            "a second refund of the same charge"
+        );
     }
 
     #[test]

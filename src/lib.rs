@@ -6,8 +6,11 @@
 //! - [`KeyedRateLimiter`]: one bucket per key (an API key, a user, an address) in a concurrent
 //!   map.
 //! - [`ManualClock`]: time that moves only when a test says so.
-//! - `http::RateLimitLayer`: a tower middleware limiting each API key, with the standard
-//!   rate-limit headers (cargo feature `http`, on by default).
+//! - `http::RateLimitLayer`: a tower middleware for axum, hyper and tonic services, limiting
+//!   each client (an API key, the peer or proxied client address, anything a closure finds) by
+//!   a policy of one or more quotas, with tiers, shadow mode and the standard rate-limit headers
+//!   (cargo feature `http`, on by default; `axum` reads axum's `ConnectInfo`, `metrics` exports
+//!   the layer's counts).
 //! - `redis::RedisRateLimiter`: the same quotas shared by many nodes through Redis, with a
 //!   failure policy and an optional local fast path (cargo feature `redis`).
 //!

@@ -50,6 +50,12 @@ impl Bucket {
         self.0.acquire(now, cost, tau).into()
     }
 
+    /// Gives back `cost` units of an admission that left the word at `admitted`, if the word
+    /// is still that; returns whether it did.
+    pub fn refund(&self, admitted: u64, cost: u64) -> bool {
+        self.0.refund(admitted, cost)
+    }
+
     /// Turns the bucket into a tombstone if it has been full since `idle_since`.
     pub fn try_evict(&self, idle_since: u64) -> bool {
         self.0.try_evict(idle_since)

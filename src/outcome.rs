@@ -43,6 +43,11 @@ impl Snapshot {
         }
     }
 
+    /// The bucket's word after the request.
+    pub(crate) fn word(&self) -> u64 {
+        self.tat
+    }
+
     /// Whole tokens left in the bucket after this request.
     pub fn remaining(&self) -> u64 {
         gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())

@@ -62,3 +62,48 @@ fn a_new_key_does_allocate() {
     let limiter = KeyedRateLimiter::<String>::new(Quota::per_second(1).unwrap());
     assert!(allocations(|| assert!(limiter.check_key("new").is_ok())) > 0);
 }
+
+/// Through the HTTP layer with its header families off, a passed request on a known key costs
+/// no allocation of the layer's own (two quotas, the all-or-nothing path included).
+#[cfg(feature = "http")]
+#[test]
+fn a_passed_request_through_the_layer_allocates_nothing_without_headers() {
+    use core::future::Future;
+    use core::task::{Context, Poll, Waker};
+    use hotlimit::http::{Policy, RateLimitLayer};
+    use http::{Request, Response};
+    use tower::{Layer, Service};
+
+    let policy = Policy::builder("quiet")
+        .quota("1000000/s".parse().unwrap())
+        .quota("100000000/h".parse().unwrap())
+        .draft_headers(false)
+        .legacy_headers(false)
+        .build()
+        .unwrap();
+    let layer = RateLimitLayer::from_policy_with_clock(policy, ManualClock::new());
+    let noop = tower::service_fn(|_: Request<()>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(())))
+    });
+    let mut service = layer.layer(noop);
+    let request = || {
+        Request::builder()
+            .header("x-api-key", "known-key")
+            .body(())
+            .unwrap()
+    };
+    let mut call = |request| {
+        let mut cx = Context::from_waker(Waker::noop());
+        let future = core::pin::pin!(service.call(request));
+        matches!(future.poll(&mut cx), Poll::Ready(Ok(r)) if r.status() == 200)
+    };
+    assert!(call(request()));
+
+    let requests: Vec<_> = (0..1_000).map(|_| request()).collect();
+    let count = allocations(|| {
+        for request in requests {
+            assert!(call(request));
+        }
+    });
+    assert_eq!(count, 0);
+}

@@ -72,14 +72,19 @@ async fn a_key_gets_its_quota_then_429() {
     // The 101st is refused: one token comes back in 0.6 s, the bucket is full in 60 s.
     let response = get_with_key(&url, HeaderValue::from_static("A")).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&response, "content-type"), "application/json");
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/problem+json"
+    );
     assert_eq!(header(&response, "retry-after"), "1");
     assert_eq!(
         header(&response, "ratelimit-policy"),
         "\"default\";q=100;w=60"
     );
-    assert_eq!(header(&response, "ratelimit"), "\"default\";r=0;t=60");
+    // On a refusal, `t` is the wait until the request would pass, as in `Retry-After`.
+    assert_eq!(header(&response, "ratelimit"), "\"default\";r=0;t=1");
     assert_eq!(header(&response, "x-ratelimit-limit"), "100");
+    assert_eq!(header(&response, "x-ratelimit-reset"), "1");
     assert_eq!(header(&response, "x-ratelimit-remaining"), "0");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");
@@ -110,7 +115,7 @@ async fn a_request_without_a_key_gets_401() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "API key required");
 
-    assert_eq!(limiter_view.limiter().len(), 0);
+    assert_eq!(limiter_view.tracked_keys(), 0);
 }
 
 #[tokio::test]
@@ -135,7 +140,7 @@ async fn malformed_keys_get_401_and_no_bucket() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "API key required", "key {key:?}");
     }
-    assert_eq!(limiter_view.limiter().len(), 0);
+    assert_eq!(limiter_view.tracked_keys(), 0);
 
     // The longest key allowed, and one in UTF-8, are keys like any other.
     let longest = HeaderValue::try_from("k".repeat(MAX_KEY_LEN)).unwrap();
@@ -144,7 +149,7 @@ async fn malformed_keys_get_401_and_no_bucket() {
         let response = get_with_key(&url, key).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
-    assert_eq!(limiter_view.limiter().len(), 2);
+    assert_eq!(limiter_view.tracked_keys(), 2);
 }
 
 #[tokio::test]
@@ -215,6 +220,6 @@ async fn clones_share_buckets_and_names_are_configurable() {
     }
     let response = get_with_key(&first, HeaderValue::from_static("shared")).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&response, "ratelimit"), "\"per-key\";r=0;t=60");
+    assert_eq!(header(&response, "ratelimit"), "\"per-key\";r=0;t=30");
     assert_eq!(header(&response, "retry-after"), "30");
 }

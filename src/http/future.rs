@@ -3,7 +3,6 @@
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{ready, Context, Poll};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
@@ -11,7 +10,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
-use super::headers::{Policy, Usage};
+use super::headers::Fields;
 
 pin_project! {
     /// The response of a [`RateLimit`](super::RateLimit) service: the inner service's, with the
@@ -30,29 +29,27 @@ pin_project! {
         Passed {
             #[pin]
             future: F,
-            usage: Usage,
-            policy: Arc<Policy>,
+            fields: Option<Fields>,
         },
         Refused {
-            response: Option<Response<Full<Bytes>>>,
+            response: Option<Box<Response<Full<Bytes>>>>,
         },
     }
 }
 
 impl<F> ResponseFuture<F> {
-    /// The inner service's future; `usage` is the bucket as this request left it.
-    pub(crate) fn passed(future: F, usage: Usage, policy: Arc<Policy>) -> Self {
+    /// The inner service's future; `fields` go on its response.
+    pub(crate) fn passed(future: F, fields: Fields) -> Self {
         ResponseFuture {
             kind: Kind::Passed {
                 future,
-                usage,
-                policy,
+                fields: Some(fields),
             },
         }
     }
 
     /// A response ready now.
-    pub(crate) fn refused(response: Response<Full<Bytes>>) -> Self {
+    pub(crate) fn refused(response: Box<Response<Full<Bytes>>>) -> Self {
         ResponseFuture {
             kind: Kind::Refused {
                 response: Some(response),
@@ -69,13 +66,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passed {
-                future,
-                usage,
-                policy,
-            } => {
+            KindProj::Passed { future, fields } => {
                 let mut response = ready!(future.poll(cx))?.map(ResponseBody::inner);
-                policy.write(response.headers_mut(), Some(*usage));
+                if let Some(fields) = fields.take() {
+                    fields.write(response.headers_mut());
+                }
                 Poll::Ready(Ok(response))
             }
             KindProj::Refused { response } => {

@@ -1,113 +1,147 @@
 //! The rate-limit header fields, in the syntax of the IETF draft
-//! `draft-ietf-httpapi-ratelimit-headers-11`, plus the legacy `X-RateLimit-*` pair.
+//! `draft-ietf-httpapi-ratelimit-headers-11`, plus the legacy `X-RateLimit-*` fields.
 //!
 //! ```text
-//! RateLimit-Policy: "default";q=100;w=60
-//! RateLimit: "default";r=42;t=35
-//! X-RateLimit-Limit: 100
-//! X-RateLimit-Remaining: 42
-//! Retry-After: 1
+//! RateLimit-Policy: "api.0";q=10;w=1, "api.1";q=1000;w=3600
+//! RateLimit: "api.0";r=9;t=1, "api.1";r=999;t=4
+//! X-RateLimit-Limit: 10
+//! X-RateLimit-Remaining: 9
+//! X-RateLimit-Reset: 1
 //! ```
 //!
-//! Both draft fields are structured-field lists of one item: the policy name as a string, with
-//! integer parameters. Every count of seconds is rounded up, so a client that waits as long as
-//! a header says never comes back early.
+//! Both draft fields are structured-field lists with one item per quota: the quota's name as a
+//! string, with integer parameters. Every count of seconds is rounded up, so a client that
+//! waits as long as a header says never comes back early.
 
+use core::hash::BuildHasher;
 use core::time::Duration;
+use std::fmt::Write;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use crate::{Denied, Quota, Snapshot};
+use super::policy::Config;
+use super::tiers::{Report, Tier};
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// The state of one key's bucket that the headers report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Usage {
-    /// Whole tokens left.
-    pub(crate) remaining: u64,
-    /// The time until the bucket is full again.
-    pub(crate) reset_after: Duration,
+/// The field that marks a request shadow mode would have refused.
+pub const RATELIMIT_SHADOW: HeaderName = HeaderName::from_static("ratelimit-shadow");
+
+/// The rate-limit fields of one response, formatted before the inner service runs.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    policy: Option<HeaderValue>,
+    ratelimit: Option<HeaderValue>,
+    limit: Option<HeaderValue>,
+    /// Numbers are kept as numbers until written, which keeps the response future small.
+    remaining: Option<u64>,
+    reset: Option<u64>,
+    retry_after: Option<u64>,
+    shadow: bool,
 }
 
-impl From<&Snapshot> for Usage {
-    fn from(snapshot: &Snapshot) -> Self {
-        Usage {
-            remaining: snapshot.remaining(),
-            reset_after: snapshot.reset_after(),
-        }
-    }
-}
-
-impl From<&Denied> for Usage {
-    fn from(denied: &Denied) -> Self {
-        Usage {
-            remaining: denied.remaining(),
-            reset_after: denied.reset_after(),
-        }
-    }
-}
-
-/// A named quota, with the header values that never change formatted once.
-#[derive(Debug)]
-pub(crate) struct Policy {
-    /// The name as a structured-field string, quotes included.
-    name: String,
-    quota: Quota,
-    /// `RateLimit-Policy`.
-    policy: HeaderValue,
-    /// `X-RateLimit-Limit`.
-    limit: HeaderValue,
-}
-
-impl Policy {
-    /// The policy `name` for `quota`.
+impl Fields {
+    /// The fields for `tier` of `config`, with the buckets' state when there is a `report`.
     ///
-    /// # Panics
-    ///
-    /// If `name` holds a character outside printable ASCII, which a structured-field string
-    /// cannot carry.
-    pub(crate) fn new(name: &str, quota: Quota) -> Self {
-        let name = sf_string(name).unwrap_or_else(|| {
-            panic!("a rate-limit policy name must be printable ASCII, got {name:?}")
-        });
-        let policy = format!("{name};q={};w={}", quota.count(), ceil_secs(quota.period()));
+    /// The legacy fields report quota `focus`, or the one with the fewest tokens left.
+    pub(crate) fn new<C>(
+        config: &Config,
+        tier: &Tier<C>,
+        report: Option<&Report>,
+        focus: Option<usize>,
+        key: &[u8],
+    ) -> Self {
+        let mut fields = Fields::default();
+        if config.draft_headers {
+            fields.policy = Some(tier.policy.clone());
+        }
+        let Some(report) = report else {
+            if config.legacy_headers {
+                fields.limit = Some(tier.limits[focus.unwrap_or(0)].clone());
+            }
+            return fields;
+        };
+        let usages = report.usages();
 
-        Policy {
-            policy: header_value(policy),
-            limit: HeaderValue::from(quota.count()),
-            name,
-            quota,
+        if config.draft_headers {
+            let pk = config.partition_key.then(|| partition_key(key));
+            let mut value = String::with_capacity(24 * usages.len());
+            for (i, (name, usage)) in tier.sf_names.iter().zip(usages).enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = write!(value, "{sep}{name};r={};t={}", usage.remaining, usage.reset);
+                if let Some(pk) = &pk {
+                    let _ = write!(value, ";pk=:{pk}:");
+                }
+            }
+            fields.ratelimit = Some(header_value(value));
+        }
+        if config.legacy_headers {
+            let least = (0..usages.len()).min_by_key(|&i| usages[i].remaining);
+            let i = focus.or(least).unwrap_or(0);
+            fields.limit = Some(tier.limits[i].clone());
+            fields.remaining = Some(usages[i].remaining);
+            fields.reset = Some(usages[i].reset);
+        }
+        fields
+    }
+
+    /// Adds `Retry-After: wait` (whole seconds, rounded up, at least 1).
+    pub(crate) fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(retry_after_secs(wait));
+        self
+    }
+
+    /// Marks a request that shadow mode let through.
+    pub(crate) fn shadow_denied(mut self) -> Self {
+        self.shadow = true;
+        self
+    }
+
+    /// Adds the fields to `headers`. The draft fields are lists, so they are appended to any
+    /// an inner service set; the others are replaced.
+    pub(crate) fn write(self, headers: &mut HeaderMap) {
+        // One reservation rather than a regrowth per field, and none for no fields.
+        let count = [
+            self.policy.is_some(),
+            self.ratelimit.is_some(),
+            self.limit.is_some(),
+        ]
+        .into_iter()
+        .chain([self.remaining, self.reset, self.retry_after].map(|n| n.is_some()))
+        .chain([self.shadow])
+        .filter(|&present| present)
+        .count();
+        if count == 0 {
+            return;
+        }
+        headers.reserve(count);
+        if let Some(value) = self.policy {
+            headers.append(RATELIMIT_POLICY, value);
+        }
+        if let Some(value) = self.ratelimit {
+            headers.append(RATELIMIT, value);
+        }
+        if let Some(value) = self.limit {
+            headers.insert(X_RATELIMIT_LIMIT, value);
+        }
+        let numbers = [
+            (X_RATELIMIT_REMAINING, self.remaining),
+            (X_RATELIMIT_RESET, self.reset),
+            (RETRY_AFTER, self.retry_after),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                headers.insert(name, HeaderValue::from(value));
+            }
+        }
+        if self.shadow {
+            headers.insert(RATELIMIT_SHADOW, HeaderValue::from_static("denied"));
         }
     }
-
-    pub(crate) fn quota(&self) -> Quota {
-        self.quota
-    }
-
-    /// Adds the policy's fields to `headers`, and the bucket's state when there is a bucket.
-    ///
-    /// The draft fields are lists, so they are appended to any an inner service set; the
-    /// legacy fields are replaced.
-    pub(crate) fn write(&self, headers: &mut HeaderMap, usage: Option<Usage>) {
-        headers.append(RATELIMIT_POLICY, self.policy.clone());
-        headers.insert(X_RATELIMIT_LIMIT, self.limit.clone());
-
-        if let Some(usage) = usage {
-            let t = ceil_secs(usage.reset_after);
-            let limit = format!("{};r={};t={t}", self.name, usage.remaining);
-            headers.append(RATELIMIT, header_value(limit));
-            headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(usage.remaining));
-        }
-    }
-}
-
-/// Sets `Retry-After` to `wait` in whole seconds.
-pub(crate) fn write_retry_after(headers: &mut HeaderMap, wait: Duration) {
-    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
 }
 
 /// Whole seconds, rounded up: 0.3 s is 1, 1.0 s is 1, 1.2 s is 2.
@@ -123,7 +157,7 @@ pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
 
 /// `text` as a structured-field string (RFC 8941, section 3.3.3), or `None` if it holds a
 /// character such a string cannot carry.
-fn sf_string(text: &str) -> Option<String> {
+pub(crate) fn sf_string(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -139,9 +173,36 @@ fn sf_string(text: &str) -> Option<String> {
     Some(out)
 }
 
-/// A header value from text made of a checked policy name, punctuation and digits.
-fn header_value(text: String) -> HeaderValue {
-    HeaderValue::try_from(text).expect("policy names are checked to be printable ASCII")
+/// A header value from text made of checked names, punctuation and digits.
+pub(crate) fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).expect("names are checked to be printable ASCII")
+}
+
+/// The partition key: base64 of a fixed 64-bit digest of the key, so it is stable across
+/// restarts and never reveals the key.
+fn partition_key(key: &[u8]) -> String {
+    let digest = foldhash::fast::FixedState::with_seed(0x686f_746c_696d_6974).hash_one(key);
+    base64(&digest.to_be_bytes())
+}
+
+/// Standard base64 with padding (RFC 4648, section 4), as structured-field byte sequences use.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -172,42 +233,6 @@ mod tests {
     }
 
     #[test]
-    fn formats_the_draft_fields() {
-        let policy = Policy::new("default", Quota::per_minute(100).unwrap());
-        let mut headers = HeaderMap::new();
-        let usage = Usage {
-            remaining: 42,
-            reset_after: ms(34_200),
-        };
-        policy.write(&mut headers, Some(usage));
-
-        assert_eq!(headers["ratelimit-policy"], "\"default\";q=100;w=60");
-        assert_eq!(headers["ratelimit"], "\"default\";r=42;t=35");
-        assert_eq!(headers["x-ratelimit-limit"], "100");
-        assert_eq!(headers["x-ratelimit-remaining"], "42");
-    }
-
-    #[test]
-    fn windows_round_up_and_are_never_zero() {
-        let q = |s: &str| s.parse::<Quota>().unwrap();
-        let w = |quota| Policy::new("p", quota).policy;
-        assert_eq!(w(q("5/1500ms")), "\"p\";q=5;w=2");
-        assert_eq!(w(q("1/1ms")), "\"p\";q=1;w=1");
-        assert_eq!(w(q("7/d")), "\"p\";q=7;w=86400");
-    }
-
-    #[test]
-    fn without_a_bucket_only_the_policy_is_written() {
-        let policy = Policy::new("default", Quota::per_second(3).unwrap());
-        let mut headers = HeaderMap::new();
-        policy.write(&mut headers, None);
-
-        assert_eq!(headers.len(), 2);
-        assert_eq!(headers["ratelimit-policy"], "\"default\";q=3;w=1");
-        assert_eq!(headers["x-ratelimit-limit"], "3");
-    }
-
-    #[test]
     fn policy_names_are_escaped() {
         assert_eq!(sf_string("a b").as_deref(), Some("\"a b\""));
         assert_eq!(
@@ -219,8 +244,20 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "printable ASCII")]
-    fn rejects_names_a_header_cannot_carry() {
-        Policy::new("line\nbreak", Quota::per_second(1).unwrap());
+    fn base64_matches_the_rfc_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+        assert_eq!(partition_key(b"k").len(), 12);
+        assert_ne!(partition_key(b"k"), partition_key(b"l"));
     }
 }

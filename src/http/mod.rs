@@ -1,73 +1,136 @@
-//! A tower middleware that rate-limits each API key: [`RateLimitLayer`].
+//! A tower middleware that rate-limits each client: [`RateLimitLayer`].
 //!
 //! This module needs the `http` cargo feature, which is on by default; depend on hotlimit with
 //! `default-features = false` for the limiter alone, without tower, http and serde_json.
 //!
+//! # The simple case
+//!
+//! [`RateLimitLayer::new`] holds each `X-API-Key` to one quota:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use hotlimit::http::RateLimitLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/data", get(|| async { "data" }))
+//!     .layer(RateLimitLayer::new("100/min".parse()?));
+//! # Ok::<(), hotlimit::QuotaError>(())
+//! ```
+//!
+//! # Policies
+//!
+//! A [`Policy`] names the quotas a client is held to (several at once, all or nothing), how the
+//! client is found ([`KeyExtractor`]: a header, the peer address, the address behind
+//! [`TrustedProxies`], or a closure), what a request costs, tiers of clients with their own
+//! quotas, which headers to send, and shadow mode. Each layer built from a policy has its own
+//! buckets, so one layer per route keeps separate counts for the same client:
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use hotlimit::http::{KeyExtractor, Policy, RateLimitLayer};
+//!
+//! let api = Policy::builder("api")
+//!     .tier("free", ["100/min".parse()?])
+//!     .tier("pro", ["1000/min".parse()?])
+//!     .select_tier(|key, _| if key.starts_with(b"pro_") { "pro" } else { "free" })
+//!     .build()?;
+//! let login = Policy::builder("login")
+//!     .quota("5/min".parse()?)
+//!     .key(KeyExtractor::peer_ip())
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/login", post(|| async { "welcome" }).layer(RateLimitLayer::from_policy(login)))
+//!     .route("/api/data", get(|| async { "data" }))
+//!     .layer(RateLimitLayer::from_policy(api));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What the middleware answers
 //!
-//! Each request is charged one token from the bucket of the key in its `X-API-Key` header
-//! ([`API_KEY_HEADER`]). Then:
-//!
 //! - **Passed**: the inner service's response, with the headers below added.
-//! - **No usable key** (missing, empty, longer than [`MAX_KEY_LEN`] bytes, or not UTF-8):
-//!   `401` with `{"error": "API key required", "message": "..."}`, a `WWW-Authenticate`
-//!   challenge, and the policy headers (there is no bucket to report).
-//! - **Bucket empty**: `429` with `{"error": "rate_limited", "message": "...",
-//!   "retry_after": <seconds>}` and the headers below, `Retry-After` included.
+//! - **Refused by a quota**: `429` with `Retry-After` and an `application/problem+json` body
+//!   (RFC 9457) carrying `type`, `title`, `status` and `detail`, the older `error`, `message`
+//!   and `retry_after` members, the `policy` and the `violated_policies` (the quota names as in
+//!   the headers). A hook ([`PolicyBuilder::on_denied`]) may answer instead.
+//! - **No usable key** (missing, empty, longer than [`MAX_KEY_LEN`] bytes, a header key that is
+//!   not UTF-8, no peer address): `401` with a `WWW-Authenticate` challenge for header keys,
+//!   `400` for others, or the status set with [`PolicyBuilder::key_error_status`].
+//! - **Cost above a quota's burst** (it can never pass): `413`.
+//! - **Too many keys** (a key cap with [`Overflow::Refuse`](crate::Overflow::Refuse)): `503`.
+//! - **gRPC** (`content-type: application/grpc...`): each refusal is a trailers-only gRPC
+//!   response, HTTP `200` with `grpc-status` (`8` RESOURCE_EXHAUSTED for a quota, `16`
+//!   UNAUTHENTICATED for a missing key, `14` UNAVAILABLE for too many keys), `grpc-message`,
+//!   and for a quota `grpc-retry-pushback-ms` and `Retry-After`.
 //!
-//! The request never reaches the inner service in the last two cases.
+//! A refused request never reaches the inner service, and nothing the client sends makes the
+//! layer panic or answer `500`.
 //!
 //! # Headers
 //!
 //! The fields of the IETF draft *RateLimit header fields for HTTP*
-//! (`draft-ietf-httpapi-ratelimit-headers-11`), and the older `X-RateLimit-*` pair:
+//! (`draft-ietf-httpapi-ratelimit-headers-11`), one list item per quota, and the older
+//! `X-RateLimit-*` fields, each family switchable ([`PolicyBuilder::draft_headers`],
+//! [`PolicyBuilder::legacy_headers`]):
 //!
 //! ```text
-//! RateLimit-Policy: "default";q=100;w=60    the quota: q tokens every w seconds
-//! RateLimit: "default";r=42;t=35            r tokens left, t seconds until the bucket is full
-//! X-RateLimit-Limit: 100
-//! X-RateLimit-Remaining: 42
-//! Retry-After: 1                            429 only: seconds until the request would pass
+//! RateLimit-Policy: "api.0";q=10;w=1, "api.1";q=1000;w=3600
+//! RateLimit: "api.0";r=9;t=1, "api.1";r=999;t=4
+//! X-RateLimit-Limit: 10                     the quota with the fewest tokens left
+//! X-RateLimit-Remaining: 9
+//! X-RateLimit-Reset: 1                      seconds until that bucket is full
+//! Retry-After: 1                            refusals only
 //! ```
 //!
-//! Seconds are rounded up, and `Retry-After` is at least 1: a client told to wait 0.3 s hears
-//! 1, never 0. The policy name, `"default"` unless [`RateLimitLayer::policy_name`] says
-//! otherwise, ties the two draft fields together.
+//! A quota is named after its policy, then its tier (`api.pro`) when the policy has tiers, then
+//! its place (`.0`, `.1`) when the tier has several quotas. `q` tokens every `w` seconds; `r`
+//! tokens left and `t` seconds until the bucket is full, or, for the refusing quota of a `429`,
+//! until the request would pass (the same as `Retry-After`). Seconds are rounded up, and
+//! `Retry-After` is at least 1: a client told to wait 0.3 s hears 1, never 0. The partition
+//! key `pk` is off unless [`PolicyBuilder::partition_key`] turns it on.
+//!
+//! # Shadow mode
+//!
+//! A policy with [`shadow(true)`](PolicyBuilder::shadow) decides and counts as usual, but
+//! passes every request on. A request it would have refused charges nothing and carries
+//! `RateLimit-Shadow: denied` ([`RATELIMIT_SHADOW`]).
+//!
+//! # Counting and logging
+//!
+//! [`RateLimitLayer::stats`] reads the counts of allowed, denied, shadow-denied requests and key
+//! errors; the `metrics` cargo feature also exports them (see [`Stats`]). Refusals are logged
+//! with `tracing` at debug level, without the key; nothing is logged for allowed requests.
 //!
 //! # Response bodies
 //!
 //! The services answer `Response<ResponseBody<B>>`, where `B` is the inner service's body:
-//! [`ResponseBody`] is either that body, untouched, or the layer's own JSON. It is an enum
-//! rather than a boxed body, so a passed request costs no allocation for its body, and its
-//! error type is the inner body's. axum's `Router::layer` takes the layer as it is.
-//!
-//! # Examples
-//!
-//! ```
-//! use axum::{routing::get, Json, Router};
-//! use hotlimit::http::RateLimitLayer;
-//! use serde_json::json;
-//!
-//! let layer = RateLimitLayer::new("100/min".parse()?).policy_name("per-key");
-//! let app: Router = Router::new()
-//!     .route("/api/data", get(|| async { Json(json!({ "data": [1, 2, 3] })) }))
-//!     .layer(layer.clone());
-//!
-//! // Clones share the buckets: the layer can evict idle keys while the app runs.
-//! layer.limiter().retain_recent();
-//! # Ok::<(), hotlimit::QuotaError>(())
-//! ```
+//! [`ResponseBody`] is either that body, untouched, or the layer's own. It is an enum rather
+//! than a boxed body, so a passed request costs no allocation for its body, and its error type
+//! is the inner body's.
 
 mod body;
+mod forwarded;
 mod future;
 mod headers;
 mod key;
 mod layer;
+mod metrics;
+mod net;
+mod policy;
 mod response;
 mod service;
+mod tiers;
 
 pub use body::ResponseBody;
+pub use forwarded::{ForwardedHeader, TrustedProxies};
 pub use future::ResponseFuture;
-pub use key::{API_KEY_HEADER, MAX_KEY_LEN};
+pub use headers::RATELIMIT_SHADOW;
+pub use key::{
+    Key, KeyError, KeyExtractor, RequestHead, API_KEY_HEADER, DEFAULT_IPV6_PREFIX, MAX_KEY_LEN,
+};
 pub use layer::{RateLimitLayer, DEFAULT_POLICY_NAME};
+pub use metrics::Stats;
+pub use net::{Cidr, CidrError};
+pub use policy::{Policy, PolicyBuilder, PolicyError, MAX_QUOTAS};
+pub use response::Denial;
 pub use service::RateLimit;

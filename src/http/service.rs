@@ -1,40 +1,36 @@
-//! The middleware service: [`RateLimit`].
+//! The middleware service, [`RateLimit`], and the decision it takes for each request.
 
 use core::fmt;
 use core::task::{Context, Poll};
 use std::sync::Arc;
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
 use tower::Service;
 
 use super::future::ResponseFuture;
-use super::headers::{Policy, Usage};
-use super::key::api_key;
-use super::response::{no_room, too_many_requests, unauthorized};
+use super::headers::Fields;
+use super::key::RequestHead;
+use super::layer::Shared;
+use super::metrics::Outcome;
+use super::response::{is_grpc, no_key, no_room, too_costly, too_many_requests, Denial};
+use super::tiers::Decision;
 use super::ResponseBody;
-use crate::{CheckError, Clock, KeyedRateLimiter, QuantaClock};
+use crate::{Clock, QuantaClock};
 
-/// A service that charges each request to its API key's bucket before passing it on.
+/// A service that charges each request to its client's buckets before passing it on.
 ///
 /// Made by [`RateLimitLayer`](super::RateLimitLayer); clones share the buckets. See the
 /// [module docs](super) for what it answers.
 pub struct RateLimit<S, C = QuantaClock> {
     inner: S,
-    limiter: Arc<KeyedRateLimiter<String, C>>,
-    policy: Arc<Policy>,
+    shared: Arc<Shared<C>>,
 }
 
 impl<S, C> RateLimit<S, C> {
-    pub(crate) fn new(
-        inner: S,
-        limiter: Arc<KeyedRateLimiter<String, C>>,
-        policy: Arc<Policy>,
-    ) -> Self {
-        RateLimit {
-            inner,
-            limiter,
-            policy,
-        }
+    pub(crate) fn new(inner: S, shared: Arc<Shared<C>>) -> Self {
+        RateLimit { inner, shared }
     }
 
     /// The wrapped service.
@@ -67,24 +63,141 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // Find the bucket; a request without a usable key never reaches the limiter.
-        let checked = match api_key(request.headers()) {
-            Ok(key) => self.limiter.check_key(key),
-            Err(reason) => return ResponseFuture::refused(unauthorized(reason, &self.policy)),
-        };
-
-        // Pass the request on with its bucket's state, or refuse it.
-        match checked {
-            Ok(snapshot) => {
-                let future = self.inner.call(request);
-                ResponseFuture::passed(future, Usage::from(&snapshot), self.policy.clone())
-            }
-            Err(CheckError::Denied(denied)) => {
-                ResponseFuture::refused(too_many_requests(&denied, &self.policy))
-            }
-            // A limiter full of keys that refuses new ones; cost errors cannot occur at cost 1.
-            Err(_) => ResponseFuture::refused(no_room(&self.policy)),
+        // Decide on the head alone; the borrow of the request ends before it moves on.
+        match self.shared.decide(&RequestHead::new(&request)) {
+            Ok(fields) => ResponseFuture::passed(self.inner.call(request), fields),
+            Err(response) => ResponseFuture::refused(response),
         }
+    }
+}
+
+impl<C: Clock> Shared<C> {
+    /// The fields for a request that may pass, or the response that refuses it.
+    #[inline]
+    fn decide(&self, head: &RequestHead<'_>) -> Result<Fields, Box<Response<Full<Bytes>>>> {
+        let config = &*self.policy.config;
+
+        // Find the key; a request without one never reaches a bucket.
+        let key = match config.key.extract(head) {
+            Ok(key) => key,
+            Err(reason) => {
+                self.counters.count(Outcome::KeyError);
+                let fields = Fields::new(config, &self.tiers[0], None, None, &[]);
+                if config.shadow {
+                    return Ok(fields);
+                }
+                let default = match config.key.is_header() {
+                    true => StatusCode::UNAUTHORIZED,
+                    false => StatusCode::BAD_REQUEST,
+                };
+                let status = config.key_error_status.unwrap_or(default);
+                let header = config.key.header_name();
+                let mut response = no_key(reason, header, status, is_grpc(head.headers));
+                fields.write(response.headers_mut());
+                return Err(Box::new(response));
+            }
+        };
+        let key = key.as_bytes();
+
+        // Pick the tier and the cost, then charge every quota of the tier or none.
+        let tier = match &config.select {
+            Some(select) => {
+                let name = select(key, head);
+                let found = self
+                    .tiers
+                    .iter()
+                    .position(|t| t.name.as_deref() == Some(name));
+                &self.tiers[found.unwrap_or(0)]
+            }
+            None => &self.tiers[0],
+        };
+        let cost = config.cost.as_ref().map_or(1, |cost| cost(head));
+        let (report, index, retry_after) =
+            match tier.check(key, cost, config.draft_headers || config.legacy_headers) {
+                Decision::Allowed(report) => {
+                    self.counters.count(Outcome::Allowed);
+                    return Ok(Fields::new(config, tier, Some(&report), None, key));
+                }
+                Decision::Denied {
+                    report,
+                    index,
+                    retry_after,
+                } => (report, index, retry_after),
+                Decision::TooCostly { index } => {
+                    let fields = Fields::new(config, tier, None, Some(index), key);
+                    let grpc = is_grpc(head.headers);
+                    return self.refuse(fields, || too_costly(cost, tier.quota(index), grpc));
+                }
+                Decision::NoRoom => {
+                    let fields = Fields::new(config, tier, None, None, key);
+                    return self.refuse(fields, || no_room(is_grpc(head.headers)));
+                }
+            };
+
+        // Refused by quota `index`.
+        let denial = Denial {
+            policy: &config.name,
+            tier: tier.name.as_deref(),
+            quota_name: &tier.names[index],
+            quota: tier.quota(index),
+            retry_after,
+            json: &tier.denials[index],
+        };
+        tracing::debug!(
+            policy = denial.policy,
+            tier = denial.tier,
+            quota = denial.quota_name,
+            retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            shadow = config.shadow,
+            "rate limit refused a request"
+        );
+        let fields = Fields::new(config, tier, Some(&report), Some(index), key);
+        let grpc = is_grpc(head.headers);
+        self.refuse(fields, || {
+            let response = match &config.on_denied {
+                Some(hook) if !grpc => hook(&denial).map(Full::new),
+                _ => too_many_requests(&denial, grpc),
+            };
+            (response, Some(retry_after))
+        })
+    }
+
+    /// Refuses with `response()` and `fields`, or in shadow mode passes the request, marked.
+    #[cold]
+    fn refuse<R: Refusal>(
+        &self,
+        fields: Fields,
+        response: impl FnOnce() -> R,
+    ) -> Result<Fields, Box<Response<Full<Bytes>>>> {
+        if self.policy.config.shadow {
+            self.counters.count(Outcome::ShadowDenied);
+            return Ok(fields.shadow_denied());
+        }
+        self.counters.count(Outcome::Denied);
+        let (mut response, retry_after) = response().into_parts();
+        let fields = match retry_after {
+            Some(wait) => fields.retry_after(wait),
+            None => fields,
+        };
+        fields.write(response.headers_mut());
+        Err(Box::new(response))
+    }
+}
+
+/// A refusal, with the wait to announce in `Retry-After` when waiting helps.
+trait Refusal {
+    fn into_parts(self) -> (Response<Full<Bytes>>, Option<core::time::Duration>);
+}
+
+impl Refusal for Response<Full<Bytes>> {
+    fn into_parts(self) -> (Response<Full<Bytes>>, Option<core::time::Duration>) {
+        (self, None)
+    }
+}
+
+impl Refusal for (Response<Full<Bytes>>, Option<core::time::Duration>) {
+    fn into_parts(self) -> (Response<Full<Bytes>>, Option<core::time::Duration>) {
+        self
     }
 }
 
@@ -92,8 +205,7 @@ impl<S: Clone, C> Clone for RateLimit<S, C> {
     fn clone(&self) -> Self {
         RateLimit {
             inner: self.inner.clone(),
-            limiter: Arc::clone(&self.limiter),
-            policy: Arc::clone(&self.policy),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -102,7 +214,7 @@ impl<S: fmt::Debug, C> fmt::Debug for RateLimit<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
-            .field("limiter", &self.limiter)
+            .field("policy", &self.shared.policy)
             .finish_non_exhaustive()
     }
 }

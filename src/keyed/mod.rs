@@ -20,6 +20,19 @@ use crate::Quota;
 pub use self::builder::{KeyedBuilder, Overflow};
 pub use self::sweeper::Sweeper;
 
+/// What [`KeyedRateLimiter::check_key_n_then`] came to.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+pub(crate) enum Then<T, E> {
+    /// Admitted, and `then` passed: the bucket after the admission, and `then`'s value.
+    Passed(Snapshot, T),
+    /// Refused; `then` did not run and nothing was charged.
+    Refused(CheckError),
+    /// Admitted, but `then` failed: the charge was given back unless another request moved the
+    /// bucket meanwhile (then it stands, see `Bucket::refund`); the bucket after that.
+    Undone(Snapshot, E),
+}
+
 /// The map's default hasher: [foldhash](https://docs.rs/foldhash)'s fast hasher, with a random
 /// seed per limiter.
 ///
@@ -217,20 +230,93 @@ where
     {
         let now = self.quota.units_at(now_ns);
         let run = |bucket: &Bucket| attempt(bucket, self.quota, cost, now_ns, now);
+        Ok(self.with_live_bucket(key, now_ns, run)??)
+    }
 
-        match self.store.with_bucket(key, || self.fresh_word(), run) {
-            Lookup::Found(result) => Ok(result?),
+    /// Takes `n` tokens from `key`'s bucket, then runs `then` while still holding that bucket;
+    /// if `then` fails, the tokens go back to that same bucket.
+    ///
+    /// This is how a request checked against several limiters is all-or-nothing: each
+    /// limiter's `then` checks the next one, and a refusal further down undoes the charges made
+    /// so far. See [`Bucket::refund`] for why the undo is exact when nothing else touched the
+    /// bucket, and keeps the charge otherwise. `then` runs at most once, and only after an admission.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn check_key_n_then<Q, T, E>(
+        &self,
+        key: &Q,
+        n: u64,
+        then: impl FnOnce(&Snapshot) -> Result<T, E>,
+    ) -> Then<T, E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let cost = match cost_of(self.quota, n) {
+            Ok(cost) => cost,
+            Err(error) => return Then::Refused(error.into()),
+        };
+        let now_ns = self.time.now();
+        let now = self.quota.units_at(now_ns);
+
+        // On the live bucket: admit, run `then`, and refund this same bucket if it fails.
+        let mut then = Some(then);
+        let run = |bucket: &Bucket| {
+            let snapshot = match attempt(bucket, self.quota, cost, now_ns, now)? {
+                Ok(snapshot) => snapshot,
+                Err(denied) => return Some(Then::Refused(denied.into())),
+            };
+            let then = then.take().expect("an admission ends the lookup");
+            Some(match then(&snapshot) {
+                Ok(value) => Then::Passed(snapshot, value),
+                Err(error) if cost == 0 => Then::Undone(snapshot, error),
+                Err(error) if bucket.refund(snapshot.word(), cost) => {
+                    let word = snapshot.word() - cost;
+                    Then::Undone(Snapshot::new(self.quota, word, now_ns, now), error)
+                }
+                // Another request moved the word: the charge stands (see `Bucket::refund`).
+                Err(error) => Then::Undone(snapshot, error),
+            })
+        };
+
+        match self.with_live_bucket(key, now_ns, run) {
+            Ok(outcome) => outcome,
+            Err(too_many) => Then::Refused(too_many.into()),
+        }
+    }
+
+    /// Runs `run` on `key`'s live bucket, making one if needed, or on the bucket the overflow
+    /// policy picks when the limiter is full of keys.
+    ///
+    /// `run` answers `None` when it found a tombstone; it then runs again on the replacement.
+    #[inline]
+    fn with_live_bucket<Q, R>(
+        &self,
+        key: &Q,
+        now_ns: u64,
+        mut run: impl FnMut(&Bucket) -> Option<R>,
+    ) -> Result<R, TooManyKeys>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.store.with_bucket(key, || self.fresh_word(), &mut run) {
+            Lookup::Found(result) => Ok(result),
             Lookup::Inserted(result) => {
                 self.after_insert(now_ns);
-                Ok(result?)
+                Ok(result)
             }
-            Lookup::Full => self.overflow(key, cost, now_ns),
+            Lookup::Full => self.overflow(key, now_ns, run),
         }
     }
 
     /// A new key found the limiter full of keys: the overflow policy decides.
     #[cold]
-    fn overflow<Q>(&self, key: &Q, cost: u64, now_ns: u64) -> Result<Snapshot, CheckError>
+    fn overflow<Q, R>(
+        &self,
+        key: &Q,
+        now_ns: u64,
+        mut run: impl FnMut(&Bucket) -> Option<R>,
+    ) -> Result<R, TooManyKeys>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -238,25 +324,23 @@ where
         // Refused inserts count towards sweeping too, so idle keys keep leaving under a flood.
         self.after_insert(now_ns);
 
-        let now = self.quota.units_at(now_ns);
         let too_many = TooManyKeys {
             max_keys: self.store.max_keys(),
         };
         match self.overflow {
-            Overflow::Refuse => Err(too_many.into()),
-            Overflow::Shared => match attempt(&self.shared, self.quota, cost, now_ns, now) {
-                Some(result) => Ok(result?),
+            Overflow::Refuse => Err(too_many),
+            Overflow::Shared => match run(&self.shared) {
+                Some(result) => Ok(result),
                 None => unreachable!("the shared overflow bucket is never evicted"),
             },
             Overflow::EvictIdlest => {
                 // Make room once; if racing inserts take it first, refuse rather than loop.
-                let run = |bucket: &Bucket| attempt(bucket, self.quota, cost, now_ns, now);
                 if !self.store.evict_idlest(IDLEST_SAMPLE) {
-                    return Err(too_many.into());
+                    return Err(too_many);
                 }
                 match self.store.with_bucket(key, || self.fresh_word(), run) {
-                    Lookup::Found(result) | Lookup::Inserted(result) => Ok(result?),
-                    Lookup::Full => Err(too_many.into()),
+                    Lookup::Found(result) | Lookup::Inserted(result) => Ok(result),
+                    Lookup::Full => Err(too_many),
                 }
             }
         }
@@ -346,5 +430,80 @@ impl<K, C, S> fmt::Debug for KeyedRateLimiter<K, C, S> {
             .field("idle_ttl", &Duration::from_nanos(self.idle_ttl))
             .field("overflow", &self.overflow)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(hotlimit_loom)))]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    type Limiter = KeyedRateLimiter<String, ManualClock>;
+
+    fn limiter(quota: &str, clock: &ManualClock) -> Limiter {
+        KeyedRateLimiter::with_clock(quota.parse().unwrap(), clock.clone())
+    }
+
+    /// Checks `key` against `outer` then `inner`, all or nothing; true when both admitted it.
+    fn both(outer: &Limiter, inner: &Limiter, key: &str) -> bool {
+        let outcome = outer.check_key_n_then(key, 1, |_| match inner.check_key(key) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(error),
+        });
+        matches!(outcome, Then::Passed(..))
+    }
+
+    #[test]
+    fn a_refusal_further_down_charges_nothing() {
+        // C19: 2/min and 1/s; the second request at t = 0 is refused by the 1/s limit.
+        let clock = ManualClock::new();
+        clock.set(Duration::from_secs(100));
+        let (minute, second) = (limiter("2/min", &clock), limiter("1/s", &clock));
+
+        assert!(both(&minute, &second, "k"));
+        assert!(!both(&minute, &second, "k"));
+        assert_eq!(minute.check_key_n("k", 0).unwrap().remaining(), 1);
+
+        clock.advance(Duration::from_millis(1_500));
+        assert!(both(&minute, &second, "k"));
+        assert_eq!(minute.check_key_n("k", 0).unwrap().remaining(), 0);
+    }
+
+    #[test]
+    fn undone_reports_the_bucket_after_the_refund() {
+        let clock = ManualClock::new();
+        let minute = limiter("2/min", &clock);
+        match minute.check_key_n_then("k", 1, |snapshot| Err::<(), _>(snapshot.remaining())) {
+            Then::Undone(snapshot, during) => {
+                assert_eq!(during, 1);
+                assert_eq!(snapshot.remaining(), 2);
+            }
+            other => panic!("expected an undo, got {other:?}"),
+        }
+        assert!(matches!(
+            minute.check_key_n_then("k", 3, |_| Ok::<(), ()>(())),
+            Then::Refused(CheckError::InsufficientCapacity(_))
+        ));
+    }
+
+    #[test]
+    fn refunds_under_contention_leave_exactly_what_was_admitted() {
+        // Four threads race at one instant against 3/min then 1/s: exactly one request passes,
+        // and no refund credits the minute quota beyond what it would hold without the others.
+        let clock = ManualClock::new();
+        clock.set(Duration::from_secs(100));
+        for _ in 0..200 {
+            let (minute, second) = (limiter("3/min", &clock), limiter("1/s", &clock));
+            let passed: usize = std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| (0..5).filter(|_| both(&minute, &second, "k")).count()))
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).sum()
+            });
+            // Refunds raced by other charges keep theirs: never more than the two tokens the
+            // minute quota would hold had only the passed request come.
+            assert_eq!(passed, 1);
+            assert!(minute.check_key_n("k", 0).unwrap().remaining() <= 2);
+        }
     }
 }
