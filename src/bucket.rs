@@ -151,6 +151,17 @@ impl Bucket {
         self.word.load(Ordering::Relaxed)
     }
 
+    /// A request of `cost` units at `now`: [`acquire`](Bucket::acquire), or a look at the word
+    /// for a zero cost.
+    #[inline]
+    pub(crate) fn decide(&self, now: u64, cost: u64, tau: u64) -> Verdict {
+        if cost == 0 {
+            self.peek()
+        } else {
+            self.acquire(now, cost, tau)
+        }
+    }
+
     /// Whether the bucket has been evicted.
     #[inline]
     pub(crate) fn is_tombstone(&self) -> bool {

@@ -223,3 +223,36 @@ fn a_background_sweeper_evicts_idle_keys() {
     drop(sweeper);
     assert_eq!(limiter.len(), 0);
 }
+
+#[test]
+fn shrinking_keeps_every_bucket_as_it_was() {
+    let clock = ManualClock::new();
+    let mut limiter = KeyedRateLimiter::<String, _>::builder(quota())
+        .clock(clock.clone())
+        .idle_ttl(Duration::ZERO)
+        .build();
+
+    // A flood of keys that leave again, and a few that stay with partly spent buckets.
+    for key in 0..20_000 {
+        assert!(limiter.check_key(format!("flood-{key}").as_str()).is_ok());
+    }
+    clock.advance(Duration::from_secs(1));
+    for key in 0..5 {
+        assert!(limiter
+            .check_key_n(format!("kept-{key}").as_str(), key + 1)
+            .is_ok());
+    }
+    assert_eq!(limiter.retain_recent(), 20_000);
+
+    limiter.shrink_to_fit();
+    assert_eq!(limiter.len(), 5);
+    for key in 0..5 {
+        let left = limiter
+            .check_key_n(format!("kept-{key}").as_str(), 0)
+            .unwrap()
+            .remaining();
+        assert_eq!(left, 10 - (key + 1), "kept-{key}");
+    }
+    assert!(limiter.check_key("new").is_ok());
+    assert_eq!(limiter.len(), 6);
+}

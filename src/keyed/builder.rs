@@ -128,7 +128,7 @@ impl<K, C, S> KeyedBuilder<K, C, S> {
 
 impl<K, C, S> KeyedBuilder<K, C, S>
 where
-    K: Hash + Eq,
+    K: Hash + Eq + Send + 'static,
     C: Clock,
     S: BuildHasher + Clone,
 {

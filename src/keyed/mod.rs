@@ -8,10 +8,10 @@ use core::fmt;
 use core::hash::{BuildHasher, Hash};
 use core::time::Duration;
 
-use crate::bucket::Bucket;
+use crate::bucket::{Bucket, Verdict};
 use crate::clock::{Clock, QuantaClock};
 use crate::direct::{attempt, cost_of};
-use crate::outcome::{CheckError, Snapshot, TooManyKeys};
+use crate::outcome::{CheckError, Denied, Snapshot, TooManyKeys};
 use crate::store::{Lookup, Store, SHARDS, SLICE};
 use crate::sync::{AtomicU64, Ordering};
 use crate::timeline::{Timeline, STEP};
@@ -104,7 +104,7 @@ pub struct KeyedRateLimiter<K, C = QuantaClock, S = DefaultHasher> {
     pub(crate) fresh_at_zero: bool,
 }
 
-impl<K: Hash + Eq> KeyedRateLimiter<K> {
+impl<K: Hash + Eq + Send + 'static> KeyedRateLimiter<K> {
     /// A limiter on the default [`QuantaClock`] with the [`DefaultHasher`].
     pub fn new(quota: Quota) -> Self {
         Self::builder(quota).build()
@@ -116,10 +116,22 @@ impl<K: Hash + Eq> KeyedRateLimiter<K> {
     }
 }
 
-impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
+impl<K: Hash + Eq + Send + 'static, C: Clock> KeyedRateLimiter<K, C> {
     /// A limiter on `clock` with the [`DefaultHasher`].
     pub fn with_clock(quota: Quota, clock: C) -> Self {
         KeyedBuilder::new(quota).clock(clock).build()
+    }
+}
+
+impl<K, C, S> KeyedRateLimiter<K, C, S>
+where
+    K: Hash + Eq + Send + 'static,
+    C: Clock,
+    S: BuildHasher + Clone,
+{
+    /// A limiter on `clock` whose map hashes keys with `hasher`.
+    pub fn with_clock_and_hasher(quota: Quota, clock: C, hasher: S) -> Self {
+        KeyedBuilder::new(quota).clock(clock).hasher(hasher).build()
     }
 }
 
@@ -129,11 +141,6 @@ where
     C: Clock,
     S: BuildHasher + Clone,
 {
-    /// A limiter on `clock` whose map hashes keys with `hasher`.
-    pub fn with_clock_and_hasher(quota: Quota, clock: C, hasher: S) -> Self {
-        KeyedBuilder::new(quota).clock(clock).hasher(hasher).build()
-    }
-
     /// Takes one token from `key`'s bucket if it has one.
     ///
     /// The key is borrowed: a `KeyedRateLimiter<String>` takes a `&str`.
@@ -196,6 +203,35 @@ where
         self.len() == 0
     }
 
+    /// Gives the map's table memory back after a flood of keys has been evicted.
+    ///
+    /// papaya grows its tables but never shrinks them: after many keys have come and gone,
+    /// the evicted keys and buckets are freed, but the tables stay at their largest size (a
+    /// pointer and a byte per slot). This rebuilds them at the size of the keys still there,
+    /// each with its bucket exactly as it was. It needs exclusive access (`&mut self`): on a
+    /// shared limiter, use it where you can take the limiter back, such as `Arc::get_mut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hotlimit::{KeyedRateLimiter, Quota};
+    ///
+    /// let mut limiter = KeyedRateLimiter::<u64>::new(Quota::per_second(10)?);
+    /// for key in 0..1_000 {
+    ///     let _ = limiter.check_key(&key);
+    /// }
+    /// limiter.shrink_to_fit();
+    /// assert_eq!(limiter.len(), 1_000);
+    /// # Ok::<(), hotlimit::QuotaError>(())
+    /// ```
+    #[cfg(not(hotlimit_loom))]
+    pub fn shrink_to_fit(&mut self)
+    where
+        K: Clone,
+    {
+        self.store.shrink_to_fit();
+    }
+
     /// The key limit ([`usize::MAX`] when there is none).
     pub fn max_keys(&self) -> usize {
         self.store.max_keys()
@@ -229,8 +265,17 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let now = self.quota.units_at(now_ns);
-        let run = |bucket: &Bucket| attempt(bucket, self.quota, cost, now_ns, now);
-        Ok(self.with_live_bucket(key, now_ns, run)??)
+
+        // Carry only the bucket's word through the lookup; build the answer once, at the end.
+        let run = |bucket: &Bucket| match bucket.decide(now, cost, self.quota.tau()) {
+            Verdict::Admitted(tat) => Some(Ok(tat)),
+            Verdict::Denied(tat) => Some(Err(tat)),
+            Verdict::Evicted => None,
+        };
+        match self.with_live_bucket(key, now_ns, run)? {
+            Ok(tat) => Ok(Snapshot::new(self.quota, tat, now_ns, now)),
+            Err(tat) => Err(Denied::new(self.quota, tat, cost, now_ns, now).into()),
+        }
     }
 
     /// Takes `n` tokens from `key`'s bucket, then runs `then` while still holding that bucket;
