@@ -178,6 +178,39 @@ fn floors(c: &mut Criterion) {
         b.iter(|| black_box(fold.hash_one(black_box(7u64))))
     });
 
+    // The least a papaya-based keyed check can cost: a lookup, a clock read and a CAS on the
+    // value, with nothing else. Beside `keyed_allowed`, it shows what the map itself costs.
+    let clock = quanta::Clock::new();
+    for count in [10_000u64, 1_000_000] {
+        let order = random_keys(count);
+        let map = papaya::HashMap::builder()
+            .hasher(hotlimit::DefaultHasher::default())
+            .resize_mode(papaya::ResizeMode::Blocking)
+            .build();
+        for key in 0..count {
+            map.pin().insert(key, AtomicU64::new(0));
+        }
+        group.bench_with_input(
+            BenchmarkId::new("papaya_get_clock_cas", count),
+            &order,
+            |b, order| {
+                let mut next = cycle(order);
+                b.iter(|| {
+                    let map = map.pin();
+                    let word = map.get(next()).expect("a key");
+                    let now = clock.raw();
+                    let v = word.load(Ordering::Relaxed);
+                    black_box(word.compare_exchange_weak(
+                        v,
+                        v.max(now) + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ))
+                })
+            },
+        );
+    }
+
     for count in [1_000u64, 1_000_000] {
         let order = random_keys(count);
         let std_map = papaya::HashMap::builder()
