@@ -56,14 +56,17 @@
 //!   far forward and back likewise holds the limiter at the later time.
 //! - [`QuantaClock`] is calibrated against the system's monotonic clock and may differ from it by
 //!   tens of parts per million.
-//! - [`KeyedRateLimiter`] evicts a key once its bucket has been full for the idle TTL, a shard
-//!   at a time as new keys arrive; with no new keys, idle keys stay until a sweep
+//! - [`KeyedRateLimiter`] evicts a key once its bucket has been full for the idle TTL, a
+//!   slice at a time as new keys arrive; with no new keys, idle keys stay until a sweep
 //!   ([`KeyedRateLimiter::retain_recent`], [`KeyedRateLimiter::spawn_sweeper`]). Without
 //!   [`KeyedBuilder::max_keys`], memory is bounded by the rate of new keys times the refill time
 //!   plus the TTL, not by a constant.
-//! - The map never returns table memory to the allocator: after a flood, the tables stay at
-//!   their largest size (about 16 bytes per slot) although the evicted keys and buckets are
-//!   freed.
+//! - papaya grows its tables but never shrinks them: after a flood, the evicted keys and
+//!   buckets are freed but the tables keep their largest size (a pointer and a byte per slot)
+//!   until [`KeyedRateLimiter::shrink_to_fit`], which needs exclusive access.
+//! - Past about 10k keys a keyed check costs what papaya's lookup costs: each entry is its own
+//!   allocation, so a check on a key out of cache pays one more dependent miss than a map with
+//!   inline buckets (see the README's benchmarks).
 
 #![warn(missing_docs)]
 
