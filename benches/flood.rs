@@ -19,17 +19,11 @@ use std::time::{Duration, Instant};
 
 use hotlimit::{KeyedRateLimiter, ManualClock, Overflow, Quota};
 
-const CAP: usize = 1_000_000;
+#[path = "support/rss.rs"]
+mod rss;
+use rss::resident_bytes;
 
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm");
-    pages * 4096
-}
+const CAP: usize = 1_000_000;
 
 /// Resident bytes per key of 1M keys that are never evicted.
 fn per_key_without_eviction() -> f64 {

@@ -11,17 +11,11 @@
 use std::num::NonZeroU32;
 use std::process::Command;
 
-const KEYS: u64 = 1_000_000;
+#[path = "support/rss.rs"]
+mod rss;
+use rss::resident_bytes;
 
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm");
-    pages * 4096
-}
+const KEYS: u64 = 1_000_000;
 
 /// 16-byte string keys.
 fn string_key(i: u64) -> String {

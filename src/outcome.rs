@@ -26,41 +26,70 @@ use crate::Quota;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    quota: Quota,
     /// The bucket's word after the request.
+    reading: Reading,
+}
+
+/// A bucket's word and the time a check read it at: what both answers derive their figures
+/// from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reading {
+    quota: Quota,
     tat: u64,
     now_ns: u64,
     now: u64,
 }
 
+impl Reading {
+    fn remaining(&self) -> u64 {
+        gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())
+    }
+
+    fn reset_after(&self) -> Duration {
+        self.quota.wait_until(self.now_ns, self.tat)
+    }
+}
+
+/// Whole seconds, rounded up: 0.3 s is 1, 1.0 s is 1, 1.2 s is 2.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+}
+
+/// What a `Retry-After` header says for `wait`: whole seconds, rounded up, and at least one,
+/// since a client told 0 would retry at once.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    ceil_secs(wait).max(1)
+}
+
 impl Snapshot {
     pub(crate) fn new(quota: Quota, tat: u64, now_ns: u64, now: u64) -> Self {
-        Self {
+        let reading = Reading {
             quota,
             tat,
             now_ns,
             now,
-        }
+        };
+        Self { reading }
     }
 
     /// The bucket's word after the request.
     pub(crate) fn word(&self) -> u64 {
-        self.tat
+        self.reading.tat
     }
 
     /// Whole tokens left in the bucket after this request.
     pub fn remaining(&self) -> u64 {
-        gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())
+        self.reading.remaining()
     }
 
     /// The time until the bucket is full again (zero if it is full).
     pub fn reset_after(&self) -> Duration {
-        self.quota.wait_until(self.now_ns, self.tat)
+        self.reading.reset_after()
     }
 
     /// The quota this bucket follows.
     pub fn quota(&self) -> Quota {
-        self.quota
+        self.reading.quota
     }
 }
 
@@ -70,61 +99,58 @@ impl Snapshot {
 /// request asked for, counting the part of a token already accrued.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Denied {
-    quota: Quota,
     /// The bucket's word as the check saw it.
-    tat: u64,
+    reading: Reading,
     /// What the request cost, in time units.
     cost: u64,
-    now_ns: u64,
-    now: u64,
 }
 
 impl Denied {
     pub(crate) fn new(quota: Quota, tat: u64, cost: u64, now_ns: u64, now: u64) -> Self {
-        Self {
+        let reading = Reading {
             quota,
             tat,
-            cost,
             now_ns,
             now,
-        }
+        };
+        Self { reading, cost }
     }
 
     /// How long until the same request would pass, if nothing else takes tokens meanwhile.
     pub fn retry_after(&self) -> Duration {
         // The request fits at `t` once `max(tat, t) + cost <= t + tau`; it was refused, so
         // `tat > now` and the first such `t` is `tat + cost - tau`.
-        let ready = self.tat + self.cost - self.quota.tau();
-        self.quota.wait_until(self.now_ns, ready)
+        let Reading { quota, tat, .. } = self.reading;
+        let ready = tat + self.cost - quota.tau();
+        quota.wait_until(self.reading.now_ns, ready)
     }
 
     /// [`retry_after`](Denied::retry_after) in whole seconds, rounded up and at least 1, as an
     /// HTTP `Retry-After` header wants it: a wait of 0.3 s is 1, never 0.
     pub fn retry_after_secs(&self) -> u64 {
-        let wait = self.retry_after();
-        (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        retry_after_secs(self.retry_after())
     }
 
     /// Whole tokens in the bucket when the request was refused.
     pub fn remaining(&self) -> u64 {
-        gcra::tokens(self.tat, self.now, self.quota.tau(), self.quota.unit())
+        self.reading.remaining()
     }
 
     /// The time until the bucket is full again.
     pub fn reset_after(&self) -> Duration {
-        self.quota.wait_until(self.now_ns, self.tat)
+        self.reading.reset_after()
     }
 
     /// The quota that refused the request.
     pub fn quota(&self) -> Quota {
-        self.quota
+        self.reading.quota
     }
 }
 
 impl fmt::Debug for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Denied")
-            .field("quota", &self.quota)
+            .field("quota", &self.reading.quota)
             .field("retry_after", &self.retry_after())
             .finish()
     }
@@ -135,7 +161,7 @@ impl fmt::Display for Denied {
         write!(
             f,
             "rate limit of {} exceeded, retry after {:?}",
-            self.quota,
+            self.reading.quota,
             self.retry_after()
         )
     }

@@ -144,16 +144,7 @@ impl Fields {
     }
 }
 
-/// Whole seconds, rounded up: 0.3 s is 1, 1.0 s is 1, 1.2 s is 2.
-pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
-}
-
-/// The wait to announce in `Retry-After`: rounded up, and at least one second, since a client
-/// told 0 would retry at once.
-pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
-    ceil_secs(wait).max(1)
-}
+pub(crate) use crate::outcome::{ceil_secs, retry_after_secs};
 
 /// `text` as a structured-field string (RFC 8941, section 3.3.3), or `None` if it holds a
 /// character such a string cannot carry.
