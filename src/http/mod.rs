@@ -101,6 +101,13 @@
 //! errors; the `metrics` cargo feature also exports them (see [`Stats`]). Refusals are logged
 //! with `tracing` at debug level, without the key; nothing is logged for allowed requests.
 //!
+//! # A shared limit in Redis
+//!
+//! With the `redis` cargo feature, [`RedisRateLimitLayer`] does the same over a
+//! [`RedisRateLimiter`](crate::redis::RedisRateLimiter): one quota per key, kept in Redis and
+//! shared by every node, answered with the same statuses and headers, plus `503` with
+//! `Retry-After: 1` when Redis cannot decide and the limiter fails closed.
+//!
 //! # Response bodies
 //!
 //! The services answer `Response<ResponseBody<B>>`, where `B` is the inner service's body:
@@ -117,6 +124,8 @@ mod layer;
 mod metrics;
 mod net;
 mod policy;
+#[cfg(all(feature = "http", feature = "redis"))]
+mod redis_layer;
 mod response;
 mod service;
 mod tiers;
@@ -132,5 +141,7 @@ pub use layer::{RateLimitLayer, DEFAULT_POLICY_NAME};
 pub use metrics::Stats;
 pub use net::{Cidr, CidrError};
 pub use policy::{Policy, PolicyBuilder, PolicyError, MAX_QUOTAS};
+#[cfg(all(feature = "http", feature = "redis"))]
+pub use redis_layer::{RedisRateLimit, RedisRateLimitLayer, RedisResponseFuture};
 pub use response::Denial;
 pub use service::RateLimit;

@@ -7,6 +7,7 @@
 //! | no usable key        | `401` (header key) or `400`   | 16 `UNAUTHENTICATED` or 3    |
 //! | cost above the burst | `413`                         | 8 `RESOURCE_EXHAUSTED`       |
 //! | too many keys        | `503`, `Retry-After: 1`       | 14 `UNAVAILABLE`             |
+//! | Redis unavailable    | `503`, `Retry-After: 1`       | 14 `UNAVAILABLE`             |
 
 use core::time::Duration;
 
@@ -192,6 +193,30 @@ pub(crate) fn no_room(grpc: bool) -> Response<Full<Bytes>> {
         "status": 503,
         "detail": message,
         "error": "too_many_clients",
+        "message": message,
+        "retry_after": 1,
+    });
+    let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, &body);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from(1));
+    response
+}
+
+/// `503` (or gRPC 14): the shared limiter's backend could not decide and the layer fails
+/// closed.
+#[cfg(feature = "redis")]
+pub(crate) fn backend_unavailable(grpc: bool) -> Response<Full<Bytes>> {
+    let message = "the rate limiter cannot reach its backend; retry shortly";
+    if grpc {
+        return grpc_status(14, message, Some(Duration::from_secs(1)));
+    }
+    let body = json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": message,
+        "error": "rate_limiter_unavailable",
         "message": message,
         "retry_after": 1,
     });

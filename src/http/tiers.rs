@@ -58,6 +58,14 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// The report of a tier with one quota.
+    #[cfg(feature = "redis")]
+    pub(crate) fn single(usage: Usage) -> Self {
+        let mut usages = [Usage::default(); MAX_QUOTAS];
+        usages[0] = usage;
+        Report { usages, len: 1 }
+    }
+
     pub(crate) fn usages(&self) -> &[Usage] {
         &self.usages[..usize::from(self.len)]
     }
