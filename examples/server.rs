@@ -75,12 +75,14 @@ async fn serve(options: Options) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     let app = if options.limit {
         let (api, login) = policies(options.quota).map_err(std::io::Error::other)?;
+        // `route_layer`: only requests that match a route (and method) are charged, so a 404
+        // or a 405 costs no token.
         Router::new()
             .route("/api/data", get(data))
-            .layer(RateLimitLayer::from_policy(api))
+            .route_layer(RateLimitLayer::from_policy(api))
             .route(
                 "/login",
-                post(login_handler).layer(RateLimitLayer::from_policy(login)),
+                post(login_handler).route_layer(RateLimitLayer::from_policy(login)),
             )
     } else {
         Router::new()
