@@ -184,23 +184,7 @@ pub(crate) fn too_costly(cost: u64, quota: Quota, grpc: bool) -> Response<Full<B
 /// `503` (or gRPC 14): the limiter tracks as many keys as it may and refuses new ones for now.
 pub(crate) fn no_room(grpc: bool) -> Response<Full<Bytes>> {
     let message = "the server is tracking as many clients as it can; retry shortly";
-    if grpc {
-        return grpc_status(14, message, Some(Duration::from_secs(1)));
-    }
-    let body = json!({
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": message,
-        "error": "too_many_clients",
-        "message": message,
-        "retry_after": 1,
-    });
-    let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, &body);
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from(1));
-    response
+    unavailable("too_many_clients", message, grpc)
 }
 
 /// `503` (or gRPC 14): the shared limiter's backend could not decide and the layer fails
@@ -208,6 +192,11 @@ pub(crate) fn no_room(grpc: bool) -> Response<Full<Bytes>> {
 #[cfg(feature = "redis")]
 pub(crate) fn backend_unavailable(grpc: bool) -> Response<Full<Bytes>> {
     let message = "the rate limiter cannot reach its backend; retry shortly";
+    unavailable("rate_limiter_unavailable", message, grpc)
+}
+
+/// `503` with `Retry-After: 1` and a problem body naming `error`, or gRPC status 14.
+fn unavailable(error: &str, message: &str, grpc: bool) -> Response<Full<Bytes>> {
     if grpc {
         return grpc_status(14, message, Some(Duration::from_secs(1)));
     }
@@ -216,7 +205,7 @@ pub(crate) fn backend_unavailable(grpc: bool) -> Response<Full<Bytes>> {
         "title": "Service Unavailable",
         "status": 503,
         "detail": message,
-        "error": "rate_limiter_unavailable",
+        "error": error,
         "message": message,
         "retry_after": 1,
     });
