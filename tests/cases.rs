@@ -248,8 +248,8 @@ fn refill_racing_takes_admits_no_more_than_the_refills() {
     let attempts = Arc::new(AtomicU64::new(0));
     let admitted = Arc::new(AtomicU64::new(0));
 
-    // Eight threads share 16,000 attempts; every eighth attempt first moves the clock 1 ms, so
-    // refills land between, during and after the other threads' compare-and-swaps.
+    // Eight threads share 16,000 attempts; every sixteenth attempt first moves the clock 1 ms,
+    // so refills land between, during and after the other threads' compare-and-swaps.
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (limiter, clock) = (limiter.clone(), clock.clone());

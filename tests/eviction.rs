@@ -20,7 +20,7 @@ fn a_flood_of_new_keys_is_evicted_without_being_asked() {
 
     // 100,000 new keys a second for 5 s, each used once. A key is evictable 1.1 s after its
     // request (0.1 s to refill, then the TTL), so about 110,000 are live at once; sweeping a
-    // shard per half a shard of inserts leaves evictable keys for half a round on average
+    // 512-key slice per 256 inserts leaves evictable keys for half a round on average
     // (measured peak: about 1.5 times the live keys).
     let mut peak = 0;
     for key in 0..500_000u64 {

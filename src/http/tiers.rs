@@ -167,20 +167,24 @@ impl<C: Clock> Tier<C> {
 
         match refusal.error {
             CheckError::Denied(denied) => {
-                // The quotas after the refusing one were not asked: report them as they are.
-                for i in refusal.index + 1..self.limiters.len() {
-                    if let Ok(snapshot) = self.limiters[i].check_key_n(key, 0) {
-                        report.usages[i] = Usage::from(&snapshot);
+                // The quotas after the refusing one were not asked: report them as they are, if
+                // the headers want them (a look at a key they have not seen makes its bucket).
+                if report_usage {
+                    for i in refusal.index + 1..self.limiters.len() {
+                        if let Ok(snapshot) = self.limiters[i].check_key_n(key, 0) {
+                            report.usages[i] = Usage::from(&snapshot);
+                        }
                     }
                 }
+                let retry_after = denied.retry_after();
                 report.usages[refusal.index] = Usage {
                     remaining: denied.remaining(),
-                    reset: retry_after_secs(denied.retry_after()),
+                    reset: retry_after_secs(retry_after),
                 };
                 Decision::Denied {
                     report,
                     index: refusal.index,
-                    retry_after: denied.retry_after(),
+                    retry_after,
                 }
             }
             CheckError::InsufficientCapacity(_) => Decision::TooCostly {

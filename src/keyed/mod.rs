@@ -64,12 +64,13 @@ const IDLEST_SAMPLE: usize = 32;
 /// # Memory
 ///
 /// Keys whose bucket has been full for the [idle TTL](KeyedBuilder::idle_ttl) (60 s unless set)
-/// are evicted as the limiter goes: the map is split into shards, and after about as many new
-/// keys as a shard holds, the request that inserts the next one sweeps one shard. No background
-/// thread is needed and no request pays for more than one shard; [`spawn_sweeper`] adds a
-/// thread for those who want one. An evicted key is indistinguishable from one never seen, so
-/// eviction changes no decision. A hard cap on the number of keys, with a choice of what
-/// happens to new keys beyond it, is [`KeyedBuilder::max_keys`].
+/// are evicted as the limiter goes: once every 256 new keys (refused ones included), the request
+/// that inserts one sweeps the next slice of 512 keys, so a round over all keys takes about half
+/// as many inserts as there are keys. No background thread is needed and no request pays for
+/// more than one slice; [`spawn_sweeper`] adds a thread for those who want one. An evicted key is
+/// indistinguishable from one never seen, so eviction changes no decision. A hard cap on the
+/// number of keys, with a choice of what happens to new keys beyond it, is
+/// [`KeyedBuilder::max_keys`].
 ///
 /// [`spawn_sweeper`]: KeyedRateLimiter::spawn_sweeper
 ///
@@ -182,7 +183,7 @@ where
     /// Safe to call while other threads check keys: a bucket is evicted only by a
     /// compare-and-swap from its full, idle word, so an admission that lands first keeps it, and
     /// one that comes after makes a fresh bucket. This visits every key; the limiter's own
-    /// sweeping visits one shard at a time.
+    /// sweeping visits one slice of a few hundred keys at a time.
     pub fn retain_recent(&self) -> usize {
         self.retain_recent_at(self.time.now())
     }

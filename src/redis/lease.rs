@@ -27,6 +27,9 @@ use crate::DefaultHasher;
 /// Refills between two sweeps of expired leases.
 const SWEEP_EVERY: u64 = 1024;
 
+/// How long a lease whose TTL `Instant` cannot reach lives instead: a century.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// The leases this node holds, one per key.
 pub(crate) struct Leases {
     map: HashMap<String, Mutex<Lease>, DefaultHasher>,
@@ -148,7 +151,10 @@ impl Refill<'_> {
                 lease.balance = 0;
             }
             lease.balance += granted.saturating_sub(cost);
-            lease.expires = now + self.leases.ttl;
+            // A TTL too long for the platform's `Instant` (`Duration::MAX`, say) never ends.
+            lease.expires = now
+                .checked_add(self.leases.ttl)
+                .unwrap_or_else(|| now + FOREVER);
         });
         if self.leases.refills.fetch_add(1, Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.leases.sweep();
@@ -207,6 +213,16 @@ mod tests {
         assert!(matches!(leases.take("k", 1), Take::Refill(_)));
         // The dropped refill let the next request try again.
         assert!(matches!(leases.take("k", 1), Take::Refill(_)));
+    }
+
+    #[test]
+    fn a_ttl_past_what_instant_holds_does_not_panic() {
+        let leases = Leases::new(5, Duration::MAX);
+        let Take::Refill(refill) = leases.take("k", 1) else {
+            panic!("an empty lease refills")
+        };
+        refill.finish(5, 1);
+        assert!(matches!(leases.take("k", 1), Take::Spent));
     }
 
     #[test]
