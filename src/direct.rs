@@ -124,13 +124,7 @@ pub(crate) fn attempt(
     now_ns: u64,
     now: u64,
 ) -> Option<Result<Snapshot, Denied>> {
-    let verdict = if cost == 0 {
-        bucket.peek()
-    } else {
-        bucket.acquire(now, cost, quota.tau())
-    };
-
-    match verdict {
+    match bucket.decide(now, cost, quota.tau()) {
         Verdict::Admitted(tat) => Some(Ok(Snapshot::new(quota, tat, now_ns, now))),
         Verdict::Denied(tat) => Some(Err(Denied::new(quota, tat, cost, now_ns, now))),
         Verdict::Evicted => None,

@@ -119,6 +119,9 @@ impl<K, C, S> KeyedBuilder<K, C, S> {
     }
 
     /// Holds at most `max_keys` keys; `overflow` says what becomes of new keys beyond them.
+    ///
+    /// A limit of 0 keeps no key: every request goes to the overflow policy (and
+    /// [`Overflow::EvictIdlest`] then refuses, having nothing to evict).
     pub fn max_keys(mut self, max_keys: usize, overflow: Overflow) -> Self {
         self.max_keys = max_keys;
         self.overflow = overflow;

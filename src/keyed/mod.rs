@@ -162,7 +162,8 @@ where
 
     /// Takes `n` tokens from `key`'s bucket if it holds `n`; takes none otherwise.
     ///
-    /// `n == 0` takes nothing and reports the bucket as it is.
+    /// `n == 0` takes nothing and reports the bucket as it is; on a key with no bucket yet it
+    /// makes one (full), which counts towards the key limit like any new key.
     ///
     /// # Errors
     ///
@@ -228,7 +229,7 @@ where
     #[cfg(not(hotlimit_loom))]
     pub fn shrink_to_fit(&mut self)
     where
-        K: Clone,
+        K: Clone + Send + 'static,
     {
         self.store.shrink_to_fit();
     }

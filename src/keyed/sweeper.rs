@@ -27,7 +27,7 @@ where
 {
     /// Starts a thread that sweeps all keys, a slice at a time, every `every`, so that idle keys
     /// leave even when no new key arrives. The limiter's own sweeping on inserts goes on as
-    /// well.
+    /// well. `every` is the pause between rounds: a zero pause keeps a core busy sweeping.
     ///
     /// # Errors
     ///

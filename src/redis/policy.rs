@@ -20,6 +20,7 @@ pub enum FailurePolicy {
     /// Decide with a bucket per key kept on this node alone, with this quota: each node then
     /// admits up to that quota by itself, so `N` nodes admit up to `N` times it in total. The
     /// local buckets start full when the first failure happens and are kept (not reset) across
-    /// outages.
+    /// outages. A cost is checked against the shared quota's burst; one above this quota's
+    /// burst but within the shared one's is refused as `InsufficientCapacity` during an outage.
     LocalFallback(Quota),
 }

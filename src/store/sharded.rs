@@ -26,6 +26,8 @@ type Map<K, S> = HashMap<K, Bucket, S>;
 
 pub(crate) struct Store<K, S> {
     shards: Box<[Map<K, S>]>,
+    /// The reclamation collector all shards share.
+    collector: Arc<Collector>,
     /// Picks a key's shard from bits 32 and up of its hash: papaya indexes with the low bits and
     /// tags with the top seven, so a shard's keys stay spread over its table.
     hasher: S,
@@ -65,6 +67,7 @@ where
             .collect::<Box<[_]>>();
 
         Self {
+            collector,
             shard_mask: shards.len() as u64 - 1,
             shards,
             hasher,
@@ -74,6 +77,40 @@ where
             sample_cursor: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
         }
+    }
+
+    /// Rebuilds every shard at the size of its live keys, leaving evicted ones behind.
+    ///
+    /// papaya grows a table but never shrinks it, so after a flood of keys the tables stay at
+    /// their largest. Exclusive access means no request holds a bucket: each bucket's word
+    /// moves to the new table as it is, and the old tables are freed.
+    pub(crate) fn shrink_to_fit(&mut self)
+    where
+        K: Clone,
+    {
+        let mut live = 0;
+        for map in self.shards.iter_mut() {
+            let old = map.pin();
+            let words = old.iter().filter(|(_, bucket)| !bucket.is_tombstone());
+            let words: Vec<(K, u64)> = words
+                .map(|(key, bucket)| (key.clone(), bucket.load()))
+                .collect();
+            drop(old);
+
+            let builder = HashMap::builder()
+                .hasher(self.hasher.clone())
+                .shared_collector(Arc::clone(&self.collector))
+                .capacity(words.len());
+            let fresh = builder.resize_mode(ResizeMode::Blocking).build();
+            let pinned = fresh.pin();
+            for (key, word) in words {
+                pinned.insert(key, Bucket::starting_at(word));
+                live += 1;
+            }
+            drop(pinned);
+            *map = fresh;
+        }
+        *self.len.get_mut() = live;
     }
 }
 
@@ -234,13 +271,8 @@ where
 
         let map = &self.shards[shard & self.shard_mask as usize];
         let guard = map.guard();
-        let (mut visited, mut evicted) = (0, 0);
-        for (key, bucket) in map.iter(&guard).skip(position).take(SLICE) {
-            visited += 1;
-            if (dead(bucket) || bucket.is_tombstone()) && self.unlink(map, key, bucket, &guard) {
-                evicted += 1;
-            }
-        }
+        let keys = map.iter(&guard).skip(position).take(SLICE);
+        let (visited, evicted) = self.visit(map, keys, &guard, &mut dead);
 
         // The end of the shard: the next slice starts the next one.
         if visited < SLICE {
@@ -266,10 +298,25 @@ where
         mut dead: impl FnMut(&Bucket) -> bool,
     ) -> (usize, usize) {
         let guard = map.guard();
+        self.visit(map, map.iter(&guard), &guard, &mut dead)
+    }
+
+    /// Unlinks each of `keys` that `dead` kills, and each tombstone; returns the keys visited
+    /// and unlinked.
+    fn visit<'g>(
+        &self,
+        map: &Map<K, S>,
+        keys: impl Iterator<Item = (&'g K, &'g Bucket)>,
+        guard: &LocalGuard<'_>,
+        dead: &mut impl FnMut(&Bucket) -> bool,
+    ) -> (usize, usize)
+    where
+        K: 'g,
+    {
         let (mut visited, mut evicted) = (0, 0);
-        for (key, bucket) in map.iter(&guard) {
+        for (key, bucket) in keys {
             visited += 1;
-            if (dead(bucket) || bucket.is_tombstone()) && self.unlink(map, key, bucket, &guard) {
+            if (dead(bucket) || bucket.is_tombstone()) && self.unlink(map, key, bucket, guard) {
                 evicted += 1;
             }
         }
@@ -300,6 +347,8 @@ where
         }
 
         // The kill is a CAS from the word seen, so an admission since then keeps the bucket.
+        // A tombstone sampled is dead already. Either way the slot is free once the bucket is
+        // dead, whoever unlinks it: a request that finds the tombstone unlinks it too.
         let Some((word, index)) = idlest else {
             return false;
         };
@@ -307,7 +356,11 @@ where
         let guard = map.guard();
         let found = map.iter(&guard).find(|(_, bucket)| bucket.load() == word);
         found.is_some_and(|(key, bucket)| {
-            bucket.try_evict_from(word) && self.unlink(map, key, bucket, &guard)
+            let dead = bucket.is_tombstone() || bucket.try_evict_from(word);
+            if dead {
+                self.unlink(map, key, bucket, &guard);
+            }
+            dead
         })
     }
 
@@ -317,38 +370,5 @@ where
 
     pub(crate) fn max_keys(&self) -> usize {
         self.max_keys
-    }
-
-    /// Rebuilds every shard at the size of its live keys, leaving evicted ones behind.
-    ///
-    /// papaya grows a table but never shrinks it, so after a flood of keys the tables stay at
-    /// their largest. Exclusive access means no request holds a bucket: each bucket's word
-    /// moves to the new table as it is, and the old tables are freed.
-    pub(crate) fn shrink_to_fit(&mut self)
-    where
-        K: Clone,
-    {
-        let mut live = 0;
-        for map in self.shards.iter_mut() {
-            let old = map.pin();
-            let words = old.iter().filter(|(_, bucket)| !bucket.is_tombstone());
-            let words: Vec<(K, u64)> = words
-                .map(|(key, bucket)| (key.clone(), bucket.load()))
-                .collect();
-            drop(old);
-
-            let builder = HashMap::builder()
-                .hasher(self.hasher.clone())
-                .capacity(words.len());
-            let fresh = builder.resize_mode(ResizeMode::Blocking).build();
-            let pinned = fresh.pin();
-            for (key, word) in words {
-                pinned.insert(key, Bucket::starting_at(word));
-                live += 1;
-            }
-            drop(pinned);
-            *map = fresh;
-        }
-        *self.len.get_mut() = live;
     }
 }
