@@ -207,9 +207,10 @@ where
 
     /// Gives the map's table memory back after a flood of keys has been evicted.
     ///
-    /// papaya grows its tables but never shrinks them: after many keys have come and gone,
-    /// the evicted keys and buckets are freed, but the tables stay at their largest size (a
-    /// pointer and a byte per slot). This rebuilds them at the size of the keys still there,
+    /// papaya halves a table only when an insert finds it full and at most an eighth live, so
+    /// after many keys have come and gone and the limiter goes quiet, the evicted keys and
+    /// buckets are freed but the tables stay at their largest size (a pointer and a byte per
+    /// slot). This rebuilds them at the size of the keys still there,
     /// each with its bucket exactly as it was. It needs exclusive access (`&mut self`): on a
     /// shared limiter, use it where you can take the limiter back, such as `Arc::get_mut`.
     ///
