@@ -52,21 +52,32 @@ fn cycle<'a, T>(order: &'a [T]) -> impl FnMut() -> &'a T {
     }
 }
 
-fn direct(c: &mut Criterion) {
-    for (name, (ours, theirs), spend) in [
+/// The allowed and denied groups of one clock class, `suffix` naming the class.
+fn direct_groups<C, G>(c: &mut Criterion, suffix: &str, ours: impl Fn() -> C, theirs: G)
+where
+    C: hotlimit::Clock,
+    G: governor::clock::Clock + Clone,
+    G::Instant: governor::clock::Reference,
+{
+    for (name, (quota, peer), spend) in [
         ("direct_allowed", open_quota(), false),
         ("direct_denied", closed_quota(), true),
     ] {
-        let hot = hotlimit::RateLimiter::new(ours);
-        let gov = governor::RateLimiter::direct(theirs);
+        let hot = hotlimit::RateLimiter::with_clock(quota, ours());
+        let gov = governor::RateLimiter::direct_with_clock(peer, theirs.clone());
         if spend {
             let _ = (hot.check(), gov.check());
         }
-        let mut group = c.benchmark_group(name);
+        let mut group = c.benchmark_group(format!("{name}{suffix}"));
         group.bench_function("hotlimit", |b| b.iter(|| black_box(hot.check().is_ok())));
         group.bench_function("governor", |b| b.iter(|| black_box(gov.check().is_ok())));
         group.finish();
     }
+}
+
+fn direct(c: &mut Criterion) {
+    let theirs = governor::clock::QuantaClock::default();
+    direct_groups(c, "", hotlimit::QuantaClock::new, theirs);
 }
 
 fn direct_recent(c: &mut Criterion) {
@@ -76,22 +87,8 @@ fn direct_recent(c: &mut Criterion) {
     let _upkeep = quanta::Upkeep::new(interval)
         .start()
         .expect("an upkeep thread");
-    let clock = governor::clock::QuantaUpkeepClock::from_interval(interval).unwrap();
-
-    for (name, (ours, theirs), spend) in [
-        ("direct_allowed_recent", open_quota(), false),
-        ("direct_denied_recent", closed_quota(), true),
-    ] {
-        let hot = hotlimit::RateLimiter::with_clock(ours, hotlimit::RecentClock::new());
-        let gov = governor::RateLimiter::direct_with_clock(theirs, clock.clone());
-        if spend {
-            let _ = (hot.check(), gov.check());
-        }
-        let mut group = c.benchmark_group(name);
-        group.bench_function("hotlimit", |b| b.iter(|| black_box(hot.check().is_ok())));
-        group.bench_function("governor", |b| b.iter(|| black_box(gov.check().is_ok())));
-        group.finish();
-    }
+    let theirs = governor::clock::QuantaUpkeepClock::from_interval(interval).unwrap();
+    direct_groups(c, "_recent", hotlimit::RecentClock::new, theirs);
 }
 
 /// One keyed group: each limiter filled with `keys`, then checked on random existing keys.
