@@ -12,7 +12,7 @@ use crate::bucket::{Bucket, Verdict};
 use crate::clock::{Clock, QuantaClock};
 use crate::direct::{attempt, cost_of};
 use crate::outcome::{CheckError, Denied, Snapshot, TooManyKeys};
-use crate::store::{Lookup, Store, SHARDS, SLICE};
+use crate::store::{Lookup, Store};
 use crate::sync::{AtomicU64, Ordering};
 use crate::timeline::{Timeline, STEP};
 use crate::Quota;
@@ -432,8 +432,7 @@ where
     /// Sweeps about one round of every key, slice after slice (each claims its own range, so
     /// requests that sweep meanwhile do other keys).
     pub(crate) fn sweep_round(&self) {
-        let slices = self.len() / SLICE + SHARDS + 1;
-        for _ in 0..slices {
+        for _ in 0..self.store.slices_per_round() {
             self.sweep_slice();
         }
     }
