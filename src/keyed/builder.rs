@@ -14,11 +14,11 @@ use crate::Quota;
 
 /// What a [`KeyedRateLimiter`] at its key limit does with a key it has no bucket for.
 ///
-/// | policy          | a new key beyond the limit                  | costs                          |
-/// |-----------------|---------------------------------------------|--------------------------------|
-/// | `Refuse`        | [`CheckError::TooManyKeys`]                 | new clients wait for room      |
-/// | `Shared`        | shares one overflow bucket with all others  | new clients limited as one     |
-/// | `EvictIdlest`   | takes the slot of the most idle of 32 keys  | that key's debt is forgotten   |
+/// | policy        | a new key beyond the limit                 | costs                        |
+/// |---------------|--------------------------------------------|------------------------------|
+/// | `Refuse`      | [`CheckError::TooManyKeys`]                | new clients wait for room    |
+/// | `Shared`      | shares one overflow bucket with all others | new clients limited as one   |
+/// | `EvictIdlest` | takes the slot of the most idle of 32 keys | that key's debt is forgotten |
 ///
 /// Whatever the policy, keys that exist keep their buckets and idle keys keep leaving, so room
 /// comes back as clients go quiet.

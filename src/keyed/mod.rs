@@ -287,7 +287,8 @@ where
     /// This is how a request checked against several limiters is all-or-nothing: each
     /// limiter's `then` checks the next one, and a refusal further down undoes the charges made
     /// so far. See [`Bucket::refund`] for why the undo is exact when nothing else touched the
-    /// bucket, and keeps the charge otherwise. `then` runs at most once, and only after an admission.
+    /// bucket, and keeps the charge otherwise. `then` runs at most once, and only after an
+    /// admission.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn check_key_n_then<Q, T, E>(
         &self,

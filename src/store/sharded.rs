@@ -89,8 +89,9 @@ where
     /// Rebuilds every shard at the size of its live keys, leaving evicted ones behind.
     ///
     /// papaya halves a table only when an insert finds it full and mostly dead, so after a flood
-    /// of keys and then quiet the tables stay at their largest. Exclusive access means no request holds a bucket: each bucket's word
-    /// moves to the new table as it is, and the old tables are freed.
+    /// of keys and then quiet the tables stay at their largest. Exclusive access means no
+    /// request holds a bucket: each bucket's word moves to the new table as it is, and the old
+    /// tables are freed.
     pub(crate) fn shrink_to_fit(&mut self)
     where
         K: Clone,
