@@ -14,8 +14,9 @@ use super::Lookup;
 use crate::bucket::{Bucket, TOMBSTONE, UNSET};
 use crate::sync::{fence, AtomicUsize, Ordering};
 
-/// Keys visited by one sweep slice: what one unlucky request may pay for (about 0.1 ms at 1M
-/// keys on the 2-core development machine, `cargo bench --bench flood`).
+/// Keys visited by one sweep slice: what one unlucky request may pay for (about 0.2 ms at 1M
+/// keys when it evicts them all, at most 0.4 to 0.8 ms, on the 2-core development machine:
+/// `cargo bench --bench flood`).
 const SLICE: usize = 512;
 
 /// A miss sweeps a slice once this many inserts were tried since the last one: two keys
