@@ -64,10 +64,16 @@
 //! - papaya halves a table only when an insert finds it full and at most an eighth live: after
 //!   a flood and then quiet, the evicted keys and buckets are freed but the tables keep their
 //!   largest size (a pointer and a byte per slot) until
-//!   [`KeyedRateLimiter::shrink_to_fit`], which needs exclusive access. Under steady churn a
-//!   shard's table doubles once it is half live, and the allocator keeps freed entries' memory
-//!   fragmented: a 10M-key flood against a 1M cap peaked at 1.4 times the resident memory of
-//!   1M keys that never leave (`cargo bench --bench flood`).
+//!   [`KeyedRateLimiter::shrink_to_fit`], which needs exclusive access.
+//! - Under churn each key costs its entry (32 bytes with a `u64` key) and 2 to about 4 slots of
+//!   9 bytes in its shard's table (one of 64): papaya never reuses a removed key's slot, so
+//!   churn makes it copy a table whenever they fill it, and a copy doubles a table that keys
+//!   fill half of. A [`KeyedBuilder::max_keys`] whose 64th stays a little under half of a
+//!   power-of-two table costs what as many keys that never leave cost: a 10M-key flood against
+//!   a cap of 1M (15,625 keys a shard, 32,768 slots) peaked within 2 MiB of the resident memory
+//!   of 1M keys that never leave, about 51 bytes a key (`cargo bench --bench flood`). A cap
+//!   whose 64th fills more than half of its table gets tables twice that size under churn:
+//!   budget 4 slots a key.
 //! - Past about 10k keys a keyed check costs what papaya's lookup costs: each entry is its own
 //!   allocation, so a check on a key out of cache pays one more dependent miss than a map with
 //!   inline buckets (see the README's benchmarks).

@@ -12,7 +12,7 @@ use crate::bucket::{Bucket, Verdict};
 use crate::clock::{Clock, QuantaClock};
 use crate::direct::{attempt, cost_of};
 use crate::outcome::{CheckError, Denied, Snapshot, TooManyKeys};
-use crate::store::{Lookup, Store, SHARDS, SLICE};
+use crate::store::{Lookup, Store};
 use crate::sync::{AtomicU64, Ordering};
 use crate::timeline::{Timeline, STEP};
 use crate::Quota;
@@ -287,7 +287,8 @@ where
     /// This is how a request checked against several limiters is all-or-nothing: each
     /// limiter's `then` checks the next one, and a refusal further down undoes the charges made
     /// so far. See [`Bucket::refund`] for why the undo is exact when nothing else touched the
-    /// bucket, and keeps the charge otherwise. `then` runs at most once, and only after an admission.
+    /// bucket, and keeps the charge otherwise. `then` runs at most once, and only after an
+    /// admission.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn check_key_n_then<Q, T, E>(
         &self,
@@ -432,8 +433,7 @@ where
     /// Sweeps about one round of every key, slice after slice (each claims its own range, so
     /// requests that sweep meanwhile do other keys).
     pub(crate) fn sweep_round(&self) {
-        let slices = self.len() / SLICE + SHARDS + 1;
-        for _ in 0..slices {
+        for _ in 0..self.store.slices_per_round() {
             self.sweep_slice();
         }
     }

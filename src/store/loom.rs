@@ -220,6 +220,11 @@ where
         (visited, evicted)
     }
 
+    /// One: a slice here sweeps every key.
+    pub(crate) fn slices_per_round(&self) -> usize {
+        1
+    }
+
     pub(crate) fn sweep_all(&self, dead: impl FnMut(&Bucket) -> bool) -> usize {
         self.sweep(dead, &mut 0)
     }

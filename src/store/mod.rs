@@ -33,10 +33,6 @@ pub(crate) use self::sharded::Store;
 /// The keyed map's shards: a key's shard comes from its hash, and sweeping walks them in turn.
 pub(crate) const SHARDS: usize = 64;
 
-/// Keys visited by one sweep slice: what one unlucky request may pay for (about 0.1 ms at 1M
-/// keys on the 2-core development machine, `cargo bench --bench flood`).
-pub(crate) const SLICE: usize = 512;
-
 /// Where a lookup found its bucket.
 pub(crate) enum Lookup<R> {
     /// On a bucket that was already there.

@@ -10,9 +10,14 @@ use std::sync::Arc;
 use papaya::{HashMap, LocalGuard, ResizeMode};
 use seize::Collector;
 
-use super::{Lookup, SLICE};
+use super::Lookup;
 use crate::bucket::{Bucket, TOMBSTONE, UNSET};
-use crate::sync::{fence, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicUsize, Ordering};
+
+/// Keys visited by one sweep slice: what one unlucky request may pay for (about 0.2 ms at 1M
+/// keys when it evicts them all, at most 0.4 to 0.8 ms, on the 2-core development machine:
+/// `cargo bench --bench flood`).
+const SLICE: usize = 512;
 
 /// A miss sweeps a slice once this many inserts were tried since the last one: two keys
 /// visited per insert.
@@ -35,9 +40,11 @@ pub(crate) struct Store<K, S> {
     max_keys: usize,
     /// Entries in all shards, counted by the store itself (see the module notes).
     len: AtomicUsize,
-    /// Where the next slice starts: the shard in the high 32 bits (any number; it is masked),
-    /// the position of the first key to visit within it in the low 32.
-    cursor: AtomicU64,
+    /// Slices swept so far: the next slice goes to shard `slices & shard_mask`, so that every
+    /// shard sheds its idle keys at the same pace (see [`sweep_slice`](Store::sweep_slice)).
+    slices: AtomicUsize,
+    /// Per shard, where its next slice starts: the keys before it in iteration order.
+    positions: Box<[AtomicUsize]>,
     /// Where [`evict_idlest`](Store::evict_idlest) samples next.
     sample_cursor: AtomicUsize,
     /// Inserts tried since the last slice was swept.
@@ -69,11 +76,12 @@ where
         Self {
             collector,
             shard_mask: shards.len() as u64 - 1,
+            positions: shards.iter().map(|_| AtomicUsize::new(0)).collect(),
             shards,
             hasher,
             max_keys,
             len: AtomicUsize::new(0),
-            cursor: AtomicU64::new(0),
+            slices: AtomicUsize::new(0),
             sample_cursor: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
         }
@@ -82,8 +90,9 @@ where
     /// Rebuilds every shard at the size of its live keys, leaving evicted ones behind.
     ///
     /// papaya halves a table only when an insert finds it full and mostly dead, so after a flood
-    /// of keys and then quiet the tables stay at their largest. Exclusive access means no request holds a bucket: each bucket's word
-    /// moves to the new table as it is, and the old tables are freed.
+    /// of keys and then quiet the tables stay at their largest. Exclusive access means no
+    /// request holds a bucket: each bucket's word moves to the new table as it is, and the old
+    /// tables are freed.
     pub(crate) fn shrink_to_fit(&mut self)
     where
         K: Clone,
@@ -248,40 +257,52 @@ where
                 .is_ok()
     }
 
-    /// Visits the next [`SLICE`] keys: unlinks every bucket that `dead` kills, and every
-    /// tombstone. Returns the keys visited and evicted.
+    /// Visits the next [`SLICE`] keys of the next shard: unlinks every bucket that `dead`
+    /// kills, and every tombstone. Returns the keys visited and evicted.
+    ///
+    /// The shards take slices in turn, each from where its last one ended, so that all of them
+    /// shed their idle keys at the same pace. Sweeping a whole shard before the next let the
+    /// shards not swept for a while hold a round's worth of idle keys: under a flood against
+    /// the key cap, up to 15% more than their share. papaya doubles a table whose keys fill
+    /// half its slots when it copies it, and churn makes it copy (it never reuses a removed
+    /// key's slot), so every table doubled (`cargo bench --bench flood`).
     ///
     /// papaya cannot start an iteration in the middle of a table, so the slice skips the keys
     /// before its position: a sequential scan of the table's slots, cheap next to the visits,
-    /// which touch each key's bucket. A resize reorders a shard; the cursor then visits some
-    /// keys twice and others a round later, which is harmless.
+    /// which touch each key's bucket. Inserts, removals and a resize move keys; the shard's
+    /// position then visits some keys twice and others a round later, which is harmless.
     pub(crate) fn sweep_slice(&self, mut dead: impl FnMut(&Bucket) -> bool) -> (usize, usize) {
-        // Claim the range, so that two sweeping requests visit different keys. Relaxed: the
-        // cursor only spreads the work and publishes nothing.
-        let at = self.cursor.load(Ordering::Relaxed);
-        let (shard, position) = ((at >> 32) as usize, at as u32 as usize);
-        let claimed = at + SLICE as u64;
-        if self
-            .cursor
+        // Relaxed, here and on the position: both only spread the work and publish nothing.
+        let shard = self.slices.fetch_add(1, Ordering::Relaxed) & self.shard_mask as usize;
+        let position = &self.positions[shard];
+
+        // Claim the range, so that two sweeping requests visit different keys.
+        let at = position.load(Ordering::Relaxed);
+        let claimed = at + SLICE;
+        if position
             .compare_exchange(at, claimed, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
             return (0, 0);
         }
 
-        let map = &self.shards[shard & self.shard_mask as usize];
+        let map = &self.shards[shard];
         let guard = map.guard();
-        let keys = map.iter(&guard).skip(position).take(SLICE);
+        let keys = map.iter(&guard).skip(at).take(SLICE);
         let (visited, evicted) = self.visit(map, keys, &guard, &mut dead);
 
-        // The end of the shard: the next slice starts the next one.
+        // The end of the shard: its next slice starts it again.
         if visited < SLICE {
-            let next = ((shard as u64 + 1) & u32::MAX as u64) << 32;
-            let _ =
-                self.cursor
-                    .compare_exchange(claimed, next, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = position.compare_exchange(claimed, 0, Ordering::Relaxed, Ordering::Relaxed);
         }
         (visited, evicted)
+    }
+
+    /// Slices enough for every shard to come round once from wherever its position is: a shard
+    /// of `n` keys takes `n / SLICE + 1` slices, the last one short (or empty) and wrapping.
+    pub(crate) fn slices_per_round(&self) -> usize {
+        let largest = self.shards.iter().map(HashMap::len).max().unwrap_or(0);
+        self.shards.len() * (largest / SLICE + 1)
     }
 
     /// Sweeps every shard once.
