@@ -129,6 +129,7 @@ mod redis_layer;
 mod response;
 mod service;
 mod tiers;
+mod values;
 
 pub use body::ResponseBody;
 pub use forwarded::{ForwardedHeader, TrustedProxies};
