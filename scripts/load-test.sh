@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Loopback load test of the example server, with the rate-limit layers and without them.
+#
+#   bash scripts/load-test.sh [ROUNDS] [SECONDS]     (defaults: 5 rounds of 5 s)
+#
+# Needs `wrk` (Debian: `apt-get install wrk`) and `taskset` (util-linux). The server runs on
+# CPU 0 and wrk on CPU 1, so the load generator does not take the server's processor and the
+# server's throughput is what one core of it serves. The three set-ups take turns within each
+# round, so a slow spell of a shared machine hits them alike; the median round is reported.
+#
+# - `no-limit`: `--no-limit`, the same routes without the layers (the baseline);
+# - `allowed`: the layers, with a quota no run can exhaust: each request is checked, passes,
+#   and carries the rate-limit headers;
+# - `denied`: the layers at the default 100/min: after the first hundred, each request is
+#   answered 429 by the layer, with its problem+json body and headers.
+set -euo pipefail
+
+rounds=${1:-5}
+seconds=${2:-5}
+cd "$(dirname "$0")/.."
+
+for tool in wrk taskset curl; do
+    command -v "$tool" >/dev/null || { echo "load-test: $tool is needed" >&2; exit 2; }
+done
+if [ "$(nproc)" -lt 2 ]; then
+    echo "load-test: two CPUs are needed (one for the server, one for wrk)" >&2
+    exit 2
+fi
+
+cargo build --release --example server
+server="${CARGO_TARGET_DIR:-target}/release/examples/server"
+addr=127.0.0.1:3017
+url="http://$addr/api/data"
+
+# Requests per second of one wrk run against the server started with "$@".
+run() {
+    taskset -c 0 "$server" --addr "$addr" "$@" >/dev/null &
+    local pid=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null -H 'X-API-Key: alice' "$url" && break
+        sleep 0.05
+    done
+    taskset -c 1 wrk -t1 -c32 -d"${seconds}s" -H 'X-API-Key: alice' "$url" \
+        | awk '/^Requests\/sec:/ { print $2 }'
+    kill -INT "$pid"
+    wait "$pid" || true
+}
+
+declare -A results
+names=(no-limit allowed denied)
+for round in $(seq "$rounds"); do
+    results[no-limit]+="$(run --no-limit) "
+    results[allowed]+="$(run --quota 100000000/s) "
+    results[denied]+="$(run) "
+    echo "round $round of $rounds done" >&2
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+base=$(echo "${results[no-limit]}" | median)
+echo
+echo "| set-up | requests/s (median of $rounds x ${seconds}s) | of no-limit |"
+echo "|---|---:|---:|"
+for name in "${names[@]}"; do
+    value=$(echo "${results[$name]}" | median)
+    awk -v n="$name" -v v="$value" -v b="$base" \
+        'BEGIN { printf "| %s | %.0f | %.1f%% |\n", n, v, 100 * v / b }'
+done
+for name in "${names[@]}"; do
+    echo "$name runs: ${results[$name]}"
+done
