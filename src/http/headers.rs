@@ -38,17 +38,26 @@ pub(crate) struct Fields {
     policy: Option<&'static HeaderValue>,
     ratelimit: Option<HeaderValue>,
     limit: Option<&'static HeaderValue>,
-    /// Numbers are kept as numbers until written, which keeps the response future small.
-    remaining: Option<u64>,
-    reset: Option<u64>,
-    retry_after: Option<u64>,
-    shadow: bool,
+    /// Numbers are kept as numbers until written, and which of them to write in `flags`
+    /// rather than in an `Option` each: the response future carries these fields.
+    remaining: u64,
+    reset: u64,
+    retry_after: u64,
+    flags: u8,
 }
+
+/// `X-RateLimit-Remaining` and `X-RateLimit-Reset` are set.
+const USAGE: u8 = 1;
+/// `Retry-After` is set.
+const RETRY: u8 = 2;
+/// The request is marked with `RateLimit-Shadow`.
+const SHADOW: u8 = 4;
 
 impl Fields {
     /// The fields for `tier` of `config`, with the buckets' state when there is a `report`.
     ///
     /// The legacy fields report quota `focus`, or the one with the fewest tokens left.
+    #[inline]
     pub(crate) fn new<C>(
         config: &Config,
         tier: &Tier<C>,
@@ -75,21 +84,23 @@ impl Fields {
             let least = (0..usages.len()).min_by_key(|&i| usages[i].remaining);
             let i = focus.or(least).unwrap_or(0);
             fields.limit = Some(tier.limits[i]);
-            fields.remaining = Some(usages[i].remaining);
-            fields.reset = Some(usages[i].reset);
+            fields.remaining = usages[i].remaining;
+            fields.reset = usages[i].reset;
+            fields.flags |= USAGE;
         }
         fields
     }
 
     /// Adds `Retry-After: wait` (whole seconds, rounded up, at least 1).
     pub(crate) fn retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(retry_after_secs(wait));
+        self.retry_after = retry_after_secs(wait);
+        self.flags |= RETRY;
         self
     }
 
     /// Marks a request that shadow mode let through.
     pub(crate) fn shadow_denied(mut self) -> Self {
-        self.shadow = true;
+        self.flags |= SHADOW;
         self
     }
 
@@ -97,20 +108,19 @@ impl Fields {
     /// an inner service set; the others are replaced.
     pub(crate) fn write(self, headers: &mut HeaderMap) {
         // One reservation rather than a regrowth per field, and none for no fields.
-        let count = [
+        let fixed = [
             self.policy.is_some(),
             self.ratelimit.is_some(),
             self.limit.is_some(),
-        ]
-        .into_iter()
-        .chain([self.remaining, self.reset, self.retry_after].map(|n| n.is_some()))
-        .chain([self.shadow])
-        .filter(|&present| present)
-        .count();
+        ];
+        let count = fixed.into_iter().filter(|&present| present).count()
+            + 2 * usize::from(self.flags & USAGE != 0)
+            + (self.flags & (RETRY | SHADOW)).count_ones() as usize;
         if count == 0 {
             return;
         }
         headers.reserve(count);
+
         if let Some(value) = self.policy {
             headers.append(RATELIMIT_POLICY, value.clone());
         }
@@ -120,17 +130,14 @@ impl Fields {
         if let Some(value) = self.limit {
             headers.insert(X_RATELIMIT_LIMIT, value.clone());
         }
-        let numbers = [
-            (X_RATELIMIT_REMAINING, self.remaining),
-            (X_RATELIMIT_RESET, self.reset),
-            (RETRY_AFTER, self.retry_after),
-        ];
-        for (name, value) in numbers {
-            if let Some(value) = value {
-                headers.insert(name, number(value));
-            }
+        if self.flags & USAGE != 0 {
+            headers.insert(X_RATELIMIT_REMAINING, number(self.remaining));
+            headers.insert(X_RATELIMIT_RESET, number(self.reset));
         }
-        if self.shadow {
+        if self.flags & RETRY != 0 {
+            headers.insert(RETRY_AFTER, number(self.retry_after));
+        }
+        if self.flags & SHADOW != 0 {
             headers.insert(RATELIMIT_SHADOW, HeaderValue::from_static("denied"));
         }
     }
