@@ -5,14 +5,17 @@
 #
 # Needs `wrk` (Debian: `apt-get install wrk`) and `taskset` (util-linux). The server runs on
 # CPU 0 and wrk on CPU 1, so the load generator does not take the server's processor and the
-# server's throughput is what one core of it serves. The three set-ups take turns within each
-# round, so a slow spell of a shared machine hits them alike; the median round is reported.
+# server's throughput is what one core of it serves. The set-ups take turns within each round,
+# so a slow spell of a shared machine hits them alike; the median round is reported.
 #
 # - `no-limit`: `--no-limit`, the same routes without the layers (the baseline);
+# - `fixed-headers`: `--fixed-headers`, no layers, but each response carries the five
+#   rate-limit header fields, fixed: what sending the fields costs HTTP, limiter aside;
 # - `allowed`: the layers, with a quota no run can exhaust: each request is checked, passes,
-#   and carries the rate-limit headers;
+#   and carries the rate-limit header fields;
+# - `allowed-no-headers`: the same with `--no-headers`;
 # - `denied`: the layers at the default 100/min: after the first hundred, each request is
-#   answered 429 by the layer, with its problem+json body and headers.
+#   answered 429 by the layer, with its problem+json body and header fields.
 set -euo pipefail
 
 rounds=${1:-5}
@@ -47,23 +50,29 @@ run() {
 }
 
 declare -A results
-names=(no-limit allowed denied)
+open=100000000/s
+names=(no-limit fixed-headers allowed allowed-no-headers denied)
 for round in $(seq "$rounds"); do
     results[no-limit]+="$(run --no-limit) "
-    results[allowed]+="$(run --quota 100000000/s) "
+    results[fixed-headers]+="$(run --fixed-headers --quota "$open") "
+    results[allowed]+="$(run --quota "$open") "
+    results[allowed-no-headers]+="$(run --quota "$open" --no-headers) "
     results[denied]+="$(run) "
     echo "round $round of $rounds done" >&2
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() {
+    tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
 base=$(echo "${results[no-limit]}" | median)
 echo
-echo "| set-up | requests/s (median of $rounds x ${seconds}s) | of no-limit |"
-echo "|---|---:|---:|"
+fixed=$(echo "${results[fixed-headers]}" | median)
+echo "| set-up | requests/s (median of $rounds x ${seconds}s) | of no-limit | of fixed-headers |"
+echo "|---|---:|---:|---:|"
 for name in "${names[@]}"; do
     value=$(echo "${results[$name]}" | median)
-    awk -v n="$name" -v v="$value" -v b="$base" \
-        'BEGIN { printf "| %s | %.0f | %.1f%% |\n", n, v, 100 * v / b }'
+    awk -v n="$name" -v v="$value" -v b="$base" -v f="$fixed" \
+        'BEGIN { printf "| %s | %.0f | %.1f%% | %.1f%% |\n", n, v, 100 * v / b, 100 * v / f }'
 done
 for name in "${names[@]}"; do
     echo "$name runs: ${results[$name]}"
