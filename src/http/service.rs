@@ -62,6 +62,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Decide on the head alone; the borrow of the request ends before it moves on.
         match self.shared.decide(&RequestHead::new(&request)) {
