@@ -6,6 +6,10 @@
 //! built from a `&'static str` is copied as a pointer and dropped for nothing. So the fixed
 //! values live for the process, in a set that keeps one copy of each text, and counts below
 //! [`SMALL`] come from one static table of their digits.
+//!
+//! The set is never emptied: it grows by a few dozen bytes for each policy text a process ever
+//! builds (a name with its quotas), which is nothing for policies built at start-up and grows
+//! with each new text for a process that keeps building policies with new names or quotas.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -99,9 +103,11 @@ pub(crate) fn push_number(out: &mut Vec<u8>, n: u64) {
 /// A header value of `text` that lives for the process: one copy per distinct text, however
 /// many policies use it, so the set grows only with the distinct policies a process builds.
 ///
-/// `None` if `text` cannot be a header value.
+/// `None` unless `text` is printable ASCII, which every fixed value the layer makes is.
 pub(crate) fn fixed(text: &str) -> Option<&'static HeaderValue> {
-    HeaderValue::from_str(text).ok()?;
+    if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return None;
+    }
 
     static VALUES: OnceLock<Mutex<HashMap<&'static str, &'static HeaderValue>>> = OnceLock::new();
     let values = VALUES.get_or_init(Default::default);
@@ -156,5 +162,6 @@ mod tests {
         assert!(std::ptr::eq(a, b));
         assert_eq!(a.clone().as_bytes().as_ptr(), a.as_bytes().as_ptr());
         assert!(fixed("bad\nvalue").is_none());
+        assert!(fixed("caf\u{e9}").is_none());
     }
 }
