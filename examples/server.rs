@@ -25,7 +25,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, get_service, post, post_service};
 use axum::{Json, Router};
@@ -118,7 +118,11 @@ async fn serve(options: Options) -> std::io::Result<()> {
         Mode::FixedHeaders => {
             let fields = fixed_fields(options.quota);
             let add = move |mut response: Response| {
-                response.headers_mut().extend(fields.clone());
+                let headers = response.headers_mut();
+                headers.reserve(fields.len());
+                for (name, value) in &fields {
+                    headers.insert(name, value.clone());
+                }
                 response
             };
             Router::new()
@@ -183,10 +187,14 @@ fn policies(
 
 /// The five fields a free-tier key's first request gets, fixed: what `--fixed-headers` adds
 /// to each response of `GET /api/data`, to measure what sending them costs without a limiter.
-fn fixed_fields(free: Quota) -> HeaderMap {
+///
+/// The texts live for the process, so a response copies each value as a pointer, as the
+/// layer's fixed values are copied.
+fn fixed_fields(free: Quota) -> [(HeaderName, HeaderValue); 5] {
     let count = free.count();
     let window = free.period().as_nanos().div_ceil(1_000_000_000).max(1);
-    let fields = [
+    let value = |text: String| HeaderValue::from_static(Box::leak(text.into_boxed_str()));
+    [
         (
             "ratelimit-policy",
             format!("\"api.free\";q={count};w={window}"),
@@ -195,14 +203,8 @@ fn fixed_fields(free: Quota) -> HeaderMap {
         ("x-ratelimit-limit", count.to_string()),
         ("x-ratelimit-remaining", (count - 1).to_string()),
         ("x-ratelimit-reset", "1".to_owned()),
-    ];
-    fields
-        .into_iter()
-        .map(|(name, value)| {
-            let value = HeaderValue::try_from(value).expect("digits and quotes");
-            (HeaderName::from_static(name), value)
-        })
-        .collect()
+    ]
+    .map(|(name, text)| (HeaderName::from_static(name), value(text)))
 }
 
 /// `POST /login`.
@@ -237,6 +239,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
 
+        let switch = matches!(
+            flag.as_str(),
+            "-h" | "--help" | "--no-headers" | "--no-limit" | "--fixed-headers"
+        );
+        if switch && inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--no-headers" => no_headers = true,

@@ -35,18 +35,40 @@ server="${CARGO_TARGET_DIR:-target}/release/examples/server"
 addr=127.0.0.1:3017
 url="http://$addr/api/data"
 
+# A server left behind would answer for the next set-up: stop ours on any way out, and refuse
+# to start while something else holds the port.
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; exit 130' INT TERM HUP
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null' EXIT
+if curl -s -o /dev/null "http://$addr/"; then
+    echo "load-test: something already listens on $addr" >&2
+    exit 2
+fi
+
 # Requests per second of one wrk run against the server started with "$@".
 run() {
     taskset -c 0 "$server" --addr "$addr" "$@" >/dev/null &
-    local pid=$!
+    pid=$!
+    local ready=
     for _ in $(seq 100); do
-        curl -s -o /dev/null -H 'X-API-Key: alice' "$url" && break
+        if curl -s -o /dev/null -H 'X-API-Key: alice' "$url"; then ready=1; break; fi
         sleep 0.05
     done
-    taskset -c 1 wrk -t1 -c32 -d"${seconds}s" -H 'X-API-Key: alice' "$url" \
-        | awk '/^Requests\/sec:/ { print $2 }'
+    if [ -z "$ready" ]; then
+        echo "load-test: the server ($*) did not answer" >&2
+        exit 1
+    fi
+    local rate
+    rate=$(taskset -c 1 wrk -t1 -c32 -d"${seconds}s" -H 'X-API-Key: alice' "$url" \
+        | awk '/^Requests\/sec:/ { print $2 }')
     kill -INT "$pid"
     wait "$pid" || true
+    pid=
+    if [ -z "$rate" ] || ! awk -v r="$rate" 'BEGIN { exit !(r > 0) }'; then
+        echo "load-test: wrk measured nothing against the server ($*)" >&2
+        exit 1
+    fi
+    echo "$rate"
 }
 
 declare -A results
