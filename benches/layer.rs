@@ -2,19 +2,23 @@
 //!
 //! Each scenario wraps the same no-op service (a `service_fn` answering a ready, empty
 //! response) and calls it with a fresh request per iteration, keyed the same way on both
-//! sides, with a quota no loop can exhaust (every request passes):
+//! sides, with a quota no loop can exhaust (every request passes). Like is compared with like:
 //!
 //! - `layer_bare`: the no-op service alone (building the request, calling, polling);
-//! - `layer_peer_ip`: keyed by the peer address in axum's `ConnectInfo<SocketAddr>`;
-//! - `layer_api_key`: keyed by the `X-API-Key` header (tower_governor's key is an owned
-//!   `String`, through a small `KeyExtractor` written here); also each side with its headers
-//!   switched the other way (hotlimit without rate-limit headers, tower_governor with its
-//!   `x-ratelimit-*` headers from `use_headers`).
+//! - `layer_api_key`: keyed by the `X-API-Key` header, no rate-limit headers on either side
+//!   (tower_governor's key is an owned `String`, through a small `KeyExtractor` written here);
+//! - `layer_peer_ip`: keyed by the peer address in axum's `ConnectInfo<SocketAddr>`, no headers;
+//! - `layer_api_key_headers`: the `X-API-Key` key with each side's legacy headers
+//!   (hotlimit's `X-RateLimit-Limit`, `-Remaining` and `-Reset`; tower_governor's
+//!   `use_headers`, `x-ratelimit-limit` and `-remaining`), and hotlimit's default set as
+//!   `hotlimit_default` (the two draft fields as well);
+//! - `layer_floor`: no layer, but what any layer on hotlimit's core must do per request: read
+//!   the `X-API-Key` header and charge the key's bucket (`check_key`), then call the service.
 //!
 //! The function named `governor` in each group is tower_governor (which wraps governor), so
 //! that `scripts/bench-ratios.py` pairs it with `hotlimit`. After criterion, the bench times
-//! each scenario once more in a plain loop and prints the cost each layer adds over the bare
-//! service and their ratio.
+//! each scenario once more in plain loops and prints the cost each adds over the bare service,
+//! with the ratios.
 //!
 //! `cargo bench --bench layer` (`-- --quick` for a quick run).
 
@@ -36,7 +40,7 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::{KeyExtractor as GovKeyExtractor, PeerIpKeyExtractor};
 use tower_governor::{GovernorError, GovernorLayer};
 
-use hotlimit::http::{KeyExtractor, Policy, RateLimitLayer};
+use hotlimit::http::{KeyExtractor, Policy, RateLimitLayer, API_KEY_HEADER};
 
 /// The key extractor tower_governor has no built-in form of: the `X-API-Key` header.
 #[derive(Clone)]
@@ -102,16 +106,38 @@ fn bare() -> Bare {
 }
 
 /// A quota no benchmark loop can exhaust.
-fn open_policy(key: KeyExtractor, headers: bool) -> RateLimitLayer {
-    let quota = hotlimit::Quota::per_second(1_000_000_000).unwrap();
+fn open_quota() -> hotlimit::Quota {
+    hotlimit::Quota::per_second(1_000_000_000).unwrap()
+}
+
+/// hotlimit's layer on `key`, with the draft and the legacy header fields as asked.
+fn open_policy(key: KeyExtractor, draft: bool, legacy: bool) -> RateLimitLayer {
     let policy = Policy::builder("bench")
-        .quota(quota)
+        .quota(open_quota())
         .key(key)
-        .draft_headers(headers)
-        .legacy_headers(headers)
+        .draft_headers(draft)
+        .legacy_headers(legacy)
         .build()
         .unwrap();
     RateLimitLayer::from_policy(policy)
+}
+
+/// The least a keyed layer on hotlimit's core can do: the header's value as the key, one
+/// bucket charge, then the service. Not a usable middleware (no answer for a missing key or
+/// a refusal, no headers); a measure of what the real one adds on top.
+fn floor(mut inner: Bare) -> impl FnMut(Request<Body>) -> bool {
+    let limiter = hotlimit::KeyedRateLimiter::<Vec<u8>>::new(open_quota());
+    move |request| {
+        let Some(key) = request.headers().get(API_KEY_HEADER) else {
+            return false;
+        };
+        if limiter.check_key(key.as_bytes()).is_err() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let future = pin!(inner.call(request));
+        matches!(future.poll(&mut cx), Poll::Ready(Ok(r)) if r.status().is_success())
+    }
 }
 
 fn governor_layer<K: GovKeyExtractor>(key: K) -> GovernorLayer<K, NoOpMiddleware, Body> {
@@ -149,16 +175,25 @@ struct Scenario {
 
 fn scenarios() -> Vec<Scenario> {
     let mut bare_service = bare();
-    let mut peer_ours = open_policy(KeyExtractor::peer_ip(), true).layer(bare());
-    let mut peer_theirs = governor_layer(PeerIpKeyExtractor).layer(bare());
-    let mut key_ours = open_policy(KeyExtractor::api_key(), true).layer(bare());
-    let mut key_quiet = open_policy(KeyExtractor::api_key(), false).layer(bare());
-    let mut key_theirs_headers = governor_layer_with_headers(ApiKey).layer(bare());
+    let mut key_ours = open_policy(KeyExtractor::api_key(), false, false).layer(bare());
     let mut key_theirs = governor_layer(ApiKey).layer(bare());
+    let mut peer_ours = open_policy(KeyExtractor::peer_ip(), false, false).layer(bare());
+    let mut peer_theirs = governor_layer(PeerIpKeyExtractor).layer(bare());
+    let mut legacy_ours = open_policy(KeyExtractor::api_key(), false, true).layer(bare());
+    let mut legacy_theirs = governor_layer_with_headers(ApiKey).layer(bare());
+    let mut default_ours = open_policy(KeyExtractor::api_key(), true, true).layer(bare());
+    let mut least = floor(bare());
     vec![
         Scenario {
             group: "layer_bare",
             run: vec![("service", Box::new(move || call(&mut bare_service)))],
+        },
+        Scenario {
+            group: "layer_api_key",
+            run: vec![
+                ("hotlimit", Box::new(move || call(&mut key_ours))),
+                ("governor", Box::new(move || call(&mut key_theirs))),
+            ],
         },
         Scenario {
             group: "layer_peer_ip",
@@ -168,19 +203,19 @@ fn scenarios() -> Vec<Scenario> {
             ],
         },
         Scenario {
-            group: "layer_api_key",
+            group: "layer_api_key_headers",
             run: vec![
-                ("hotlimit", Box::new(move || call(&mut key_ours))),
-                ("governor", Box::new(move || call(&mut key_theirs))),
+                ("hotlimit", Box::new(move || call(&mut legacy_ours))),
+                ("governor", Box::new(move || call(&mut legacy_theirs))),
                 (
-                    "hotlimit_no_headers",
-                    Box::new(move || call(&mut key_quiet)),
-                ),
-                (
-                    "governor_headers",
-                    Box::new(move || call(&mut key_theirs_headers)),
+                    "hotlimit_default",
+                    Box::new(move || call(&mut default_ours)),
                 ),
             ],
+        },
+        Scenario {
+            group: "layer_floor",
+            run: vec![("floor", Box::new(move || least(request())))],
         },
     ]
 }
@@ -219,26 +254,37 @@ fn main() {
             .fold(f64::INFINITY, f64::min)
     };
     let bare = best(&mut scenarios[0].run[0].1);
+    let (floor_scenario, compared) = scenarios[1..].split_last_mut().expect("a floor");
+    let floor = best(&mut floor_scenario.run[0].1) - bare;
     println!("\nadded cost per request over the bare no-op service ({bare:.0} ns):");
-    for scenario in &mut scenarios[1..] {
-        let ours = best(&mut scenario.run[0].1) - bare;
-        let theirs = best(&mut scenario.run[1].1) - bare;
+    let mut governor_api_key = f64::NAN;
+    for scenario in compared {
+        let mut added = scenario
+            .run
+            .iter_mut()
+            .map(|(name, run)| (*name, best(run) - bare));
+        let (_, ours) = added.next().expect("hotlimit");
+        let (_, theirs) = added.next().expect("tower_governor");
+        if scenario.group == "layer_api_key" {
+            governor_api_key = theirs;
+        }
         println!(
-            "  {:<14} hotlimit {ours:>6.0} ns   tower_governor {theirs:>6.0} ns   ratio {:.2}",
+            "  {:<18} hotlimit {ours:>5.0} ns   tower_governor {theirs:>5.0} ns   ratio {:.2}",
             scenario.group.trim_start_matches("layer_"),
             ours / theirs
         );
-        if scenario.run.len() == 4 {
-            let quiet = best(&mut scenario.run[2].1) - bare;
-            let loud = best(&mut scenario.run[3].1) - bare;
+        for (name, cost) in added {
             println!(
-                "  {:<14} without headers: hotlimit {quiet:>4.0} ns vs {theirs:>4.0} ns ({:.2}); \
-                 with headers: hotlimit {ours:>4.0} ns vs tower_governor use_headers \
-                 {loud:>4.0} ns ({:.2})",
+                "  {:<18} {name} {cost:>5.0} ns   ratio {:.2}",
                 "",
-                quiet / theirs,
-                ours / loud
+                cost / theirs
             );
         }
     }
+    println!(
+        "  {:<18} {floor:>5.0} ns: a header read and a bucket charge, no layer ({:.2} of \
+         tower_governor's api_key cost)",
+        "floor",
+        floor / governor_api_key
+    );
 }

@@ -13,14 +13,14 @@
 //! string, with integer parameters. Every count of seconds is rounded up, so a client that
 //! waits as long as a header says never comes back early.
 
+use bytes::Bytes;
 use core::hash::BuildHasher;
 use core::time::Duration;
-use std::fmt::Write;
-
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::policy::Config;
-use super::tiers::{Report, Tier};
+use super::tiers::{Report, Tier, Usage};
+use super::values::{decimal_len, number, push_number};
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -34,20 +34,30 @@ pub const RATELIMIT_SHADOW: HeaderName = HeaderName::from_static("ratelimit-shad
 /// The rate-limit fields of one response, formatted before the inner service runs.
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
-    policy: Option<HeaderValue>,
+    /// The tier's fixed values are borrowed for the process: copying them is copying a pointer.
+    policy: Option<&'static HeaderValue>,
     ratelimit: Option<HeaderValue>,
-    limit: Option<HeaderValue>,
-    /// Numbers are kept as numbers until written, which keeps the response future small.
-    remaining: Option<u64>,
-    reset: Option<u64>,
-    retry_after: Option<u64>,
-    shadow: bool,
+    limit: Option<&'static HeaderValue>,
+    /// Numbers are kept as numbers until written, and which of them to write in `flags`
+    /// rather than in an `Option` each: the response future carries these fields.
+    remaining: u64,
+    reset: u64,
+    retry_after: u64,
+    flags: u8,
 }
+
+/// `X-RateLimit-Remaining` and `X-RateLimit-Reset` are set.
+const USAGE: u8 = 1;
+/// `Retry-After` is set.
+const RETRY: u8 = 2;
+/// The request is marked with `RateLimit-Shadow`.
+const SHADOW: u8 = 4;
 
 impl Fields {
     /// The fields for `tier` of `config`, with the buckets' state when there is a `report`.
     ///
     /// The legacy fields report quota `focus`, or the one with the fewest tokens left.
+    #[inline]
     pub(crate) fn new<C>(
         config: &Config,
         tier: &Tier<C>,
@@ -57,47 +67,40 @@ impl Fields {
     ) -> Self {
         let mut fields = Fields::default();
         if config.draft_headers {
-            fields.policy = Some(tier.policy.clone());
+            fields.policy = Some(tier.policy);
         }
         let Some(report) = report else {
             if config.legacy_headers {
-                fields.limit = Some(tier.limits[focus.unwrap_or(0)].clone());
+                fields.limit = Some(tier.limits[focus.unwrap_or(0)]);
             }
             return fields;
         };
         let usages = report.usages();
 
         if config.draft_headers {
-            let pk = config.partition_key.then(|| partition_key(key));
-            let mut value = String::with_capacity(24 * usages.len());
-            for (i, (name, usage)) in tier.sf_names.iter().zip(usages).enumerate() {
-                let sep = if i == 0 { "" } else { ", " };
-                let _ = write!(value, "{sep}{name};r={};t={}", usage.remaining, usage.reset);
-                if let Some(pk) = &pk {
-                    let _ = write!(value, ";pk=:{pk}:");
-                }
-            }
-            fields.ratelimit = Some(header_value(value));
+            fields.ratelimit = Some(ratelimit(&tier.sf_names, usages, config, key));
         }
         if config.legacy_headers {
             let least = (0..usages.len()).min_by_key(|&i| usages[i].remaining);
             let i = focus.or(least).unwrap_or(0);
-            fields.limit = Some(tier.limits[i].clone());
-            fields.remaining = Some(usages[i].remaining);
-            fields.reset = Some(usages[i].reset);
+            fields.limit = Some(tier.limits[i]);
+            fields.remaining = usages[i].remaining;
+            fields.reset = usages[i].reset;
+            fields.flags |= USAGE;
         }
         fields
     }
 
     /// Adds `Retry-After: wait` (whole seconds, rounded up, at least 1).
     pub(crate) fn retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(retry_after_secs(wait));
+        self.retry_after = retry_after_secs(wait);
+        self.flags |= RETRY;
         self
     }
 
     /// Marks a request that shadow mode let through.
     pub(crate) fn shadow_denied(mut self) -> Self {
-        self.shadow = true;
+        self.flags |= SHADOW;
         self
     }
 
@@ -105,46 +108,82 @@ impl Fields {
     /// an inner service set; the others are replaced.
     pub(crate) fn write(self, headers: &mut HeaderMap) {
         // One reservation rather than a regrowth per field, and none for no fields.
-        let count = [
+        let fixed = [
             self.policy.is_some(),
             self.ratelimit.is_some(),
             self.limit.is_some(),
-        ]
-        .into_iter()
-        .chain([self.remaining, self.reset, self.retry_after].map(|n| n.is_some()))
-        .chain([self.shadow])
-        .filter(|&present| present)
-        .count();
+        ];
+        let count = fixed.into_iter().filter(|&present| present).count()
+            + 2 * usize::from(self.flags & USAGE != 0)
+            + (self.flags & (RETRY | SHADOW)).count_ones() as usize;
         if count == 0 {
             return;
         }
         headers.reserve(count);
+
         if let Some(value) = self.policy {
-            headers.append(RATELIMIT_POLICY, value);
+            headers.append(RATELIMIT_POLICY, value.clone());
         }
         if let Some(value) = self.ratelimit {
             headers.append(RATELIMIT, value);
         }
         if let Some(value) = self.limit {
-            headers.insert(X_RATELIMIT_LIMIT, value);
+            headers.insert(X_RATELIMIT_LIMIT, value.clone());
         }
-        let numbers = [
-            (X_RATELIMIT_REMAINING, self.remaining),
-            (X_RATELIMIT_RESET, self.reset),
-            (RETRY_AFTER, self.retry_after),
-        ];
-        for (name, value) in numbers {
-            if let Some(value) = value {
-                headers.insert(name, HeaderValue::from(value));
-            }
+        if self.flags & USAGE != 0 {
+            headers.insert(X_RATELIMIT_REMAINING, number(self.remaining));
+            headers.insert(X_RATELIMIT_RESET, number(self.reset));
         }
-        if self.shadow {
+        if self.flags & RETRY != 0 {
+            headers.insert(RETRY_AFTER, number(self.retry_after));
+        }
+        if self.flags & SHADOW != 0 {
             headers.insert(RATELIMIT_SHADOW, HeaderValue::from_static("denied"));
         }
     }
 }
 
 pub(crate) use crate::outcome::{ceil_secs, retry_after_secs};
+
+/// The `RateLimit` field: each quota's name with `r` (tokens left) and `t` (seconds until
+/// full), and `pk` when the policy sends it.
+///
+/// Written by hand into a buffer of the exact length, so the value costs one allocation.
+fn ratelimit(names: &[String], usages: &[Usage], config: &Config, key: &[u8]) -> HeaderValue {
+    let pk = config.partition_key.then(|| partition_key(key));
+    let pk_len = pk.as_ref().map_or(0, |pk| ";pk=::".len() + pk.len());
+    let len = names
+        .iter()
+        .zip(usages)
+        .map(|(name, usage)| {
+            let numbers = decimal_len(usage.remaining) + decimal_len(usage.reset);
+            name.len() + ";r=;t=".len() + numbers + pk_len
+        })
+        .sum::<usize>()
+        + ", ".len() * usages.len().saturating_sub(1);
+
+    let mut value = Vec::with_capacity(len);
+    for (i, (name, usage)) in names.iter().zip(usages).enumerate() {
+        if i > 0 {
+            value.extend_from_slice(b", ");
+        }
+        value.extend_from_slice(name.as_bytes());
+        value.extend_from_slice(b";r=");
+        push_number(&mut value, usage.remaining);
+        value.extend_from_slice(b";t=");
+        push_number(&mut value, usage.reset);
+        if let Some(pk) = &pk {
+            value.extend_from_slice(b";pk=:");
+            value.extend_from_slice(pk.as_bytes());
+            value.push(b':');
+        }
+    }
+    debug_assert_eq!(value.len(), len);
+
+    // The exact capacity lets the buffer become the value's storage without a copy.
+    HeaderValue::from_maybe_shared(Bytes::from(value))
+        .expect("names are checked to be printable ASCII")
+}
 
 /// `text` as a structured-field string (RFC 8941, section 3.3.3), or `None` if it holds a
 /// character such a string cannot carry.
@@ -162,11 +201,6 @@ pub(crate) fn sf_string(text: &str) -> Option<String> {
     }
     out.push('"');
     Some(out)
-}
-
-/// A header value from text made of checked names, punctuation and digits.
-pub(crate) fn header_value(text: String) -> HeaderValue {
-    HeaderValue::try_from(text).expect("names are checked to be printable ASCII")
 }
 
 /// The partition key: base64 of a fixed 64-bit digest of the key, so it is stable across

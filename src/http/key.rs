@@ -110,6 +110,7 @@ impl From<Vec<u8>> for Key<'_> {
 
 impl From<IpAddr> for Key<'_> {
     /// The address's octets: 4 for IPv4, 16 for IPv6, so the two never collide.
+    #[inline]
     fn from(ip: IpAddr) -> Self {
         let mut octets = [0; 16];
         let len = match ip {
@@ -373,6 +374,7 @@ impl fmt::Debug for KeyExtractor {
 }
 
 /// The peer address servers put in the extensions.
+#[inline]
 fn default_peer(extensions: &Extensions) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
     if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
@@ -395,6 +397,7 @@ fn header_key<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Key<'a>, 
     Ok(Key::borrowed(bytes))
 }
 
+#[inline]
 fn check_len(bytes: &[u8]) -> Result<(), KeyError> {
     match bytes.len() {
         0 => Err(KeyError::Missing),

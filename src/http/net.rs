@@ -89,6 +89,7 @@ impl fmt::Display for Cidr {
 }
 
 /// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) as the IPv4 address it is.
+#[inline]
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -97,6 +98,7 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// `ip` with every bit after the first `prefix` cleared (a prefix past the end keeps them all).
+#[inline]
 pub(crate) fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {

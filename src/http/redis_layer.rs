@@ -258,7 +258,8 @@ impl Shared {
                 return Err(response);
             }
             Err(error) => {
-                tracing::debug!(policy = config.name.as_str(), %error, "rate limit backend unavailable");
+                let policy = config.name.as_str();
+                tracing::debug!(policy, %error, "rate limit backend unavailable");
                 return Err(backend_unavailable(grpc));
             }
         };

@@ -15,7 +15,7 @@ use super::key::RequestHead;
 use super::layer::Shared;
 use super::metrics::Outcome;
 use super::response::{is_grpc, no_key, no_room, too_costly, too_many_requests, Denial};
-use super::tiers::Decision;
+use super::tiers::{Decision, Report};
 use super::ResponseBody;
 use crate::{Clock, QuantaClock};
 
@@ -62,6 +62,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Decide on the head alone; the borrow of the request ends before it moves on.
         match self.shared.decide(&RequestHead::new(&request)) {
@@ -112,27 +113,25 @@ impl<C: Clock> Shared<C> {
             None => &self.tiers[0],
         };
         let cost = config.cost.as_ref().map_or(1, |cost| cost(head));
-        let (report, index, retry_after) =
-            match tier.check(key, cost, config.draft_headers || config.legacy_headers) {
-                Decision::Allowed(report) => {
-                    self.counters.count(Outcome::Allowed);
-                    return Ok(Fields::new(config, tier, Some(&report), None, key));
-                }
-                Decision::Denied {
-                    report,
-                    index,
-                    retry_after,
-                } => (report, index, retry_after),
-                Decision::TooCostly { index } => {
-                    let fields = Fields::new(config, tier, None, Some(index), key);
-                    let grpc = is_grpc(head.headers);
-                    return self.refuse(fields, || too_costly(cost, tier.quota(index), grpc));
-                }
-                Decision::NoRoom => {
-                    let fields = Fields::new(config, tier, None, None, key);
-                    return self.refuse(fields, || no_room(is_grpc(head.headers)));
-                }
-            };
+        // Without headers the report is never written, not even zeroed.
+        let usage = config.draft_headers || config.legacy_headers;
+        let mut report = usage.then(Report::default);
+        let (index, retry_after) = match tier.check(key, cost, report.as_mut()) {
+            Decision::Allowed => {
+                self.counters.count(Outcome::Allowed);
+                return Ok(Fields::new(config, tier, report.as_ref(), None, key));
+            }
+            Decision::Denied { index, retry_after } => (index, retry_after),
+            Decision::TooCostly { index } => {
+                let fields = Fields::new(config, tier, None, Some(index), key);
+                let grpc = is_grpc(head.headers);
+                return self.refuse(fields, || too_costly(cost, tier.quota(index), grpc));
+            }
+            Decision::NoRoom => {
+                let fields = Fields::new(config, tier, None, None, key);
+                return self.refuse(fields, || no_room(is_grpc(head.headers)));
+            }
+        };
 
         // Refused by quota `index`.
         let denial = Denial {
@@ -151,7 +150,7 @@ impl<C: Clock> Shared<C> {
             shadow = config.shadow,
             "rate limit refused a request"
         );
-        let fields = Fields::new(config, tier, Some(&report), Some(index), key);
+        let fields = Fields::new(config, tier, report.as_ref(), Some(index), key);
         let grpc = is_grpc(head.headers);
         self.refuse(fields, || {
             let response = match &config.on_denied {

@@ -5,11 +5,15 @@ use core::time::Duration;
 
 use http::HeaderValue;
 
-use super::headers::{ceil_secs, header_value, retry_after_secs, sf_string};
+use super::headers::{ceil_secs, retry_after_secs, sf_string};
 use super::policy::{Config, TierSpec, MAX_QUOTAS};
 use super::response::DenialJson;
+use super::values::fixed;
 use crate::keyed::Then;
 use crate::{CheckError, Clock, KeyedRateLimiter, Quota, Snapshot};
+
+/// Why the fixed header values are valid.
+const CHECKED: &str = "names are checked to be printable ASCII";
 
 /// The limiter holding one quota's buckets.
 pub(crate) type Limiter<C> = KeyedRateLimiter<Vec<u8>, C>;
@@ -21,10 +25,10 @@ pub(crate) struct Tier<C> {
     pub(crate) names: Box<[String]>,
     /// The same names as structured-field strings, quotes included.
     pub(crate) sf_names: Box<[String]>,
-    /// `RateLimit-Policy`.
-    pub(crate) policy: HeaderValue,
-    /// `X-RateLimit-Limit` for each quota.
-    pub(crate) limits: Box<[HeaderValue]>,
+    /// `RateLimit-Policy`, kept for the process (see `values::fixed`).
+    pub(crate) policy: &'static HeaderValue,
+    /// `X-RateLimit-Limit` for each quota, kept for the process.
+    pub(crate) limits: Box<[&'static HeaderValue]>,
     /// The tier's name, when the policy names tiers.
     pub(crate) name: Option<String>,
     /// Each quota's part of a `429` body.
@@ -57,6 +61,15 @@ pub(crate) struct Report {
     len: u8,
 }
 
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            usages: [Usage::default(); MAX_QUOTAS],
+            len: 0,
+        }
+    }
+}
+
 impl Report {
     /// The report of a tier with one quota.
     #[cfg(feature = "redis")]
@@ -75,13 +88,9 @@ impl Report {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Decision {
     /// Every quota paid.
-    Allowed(Report),
+    Allowed,
     /// Quota `index` refused; nothing was charged.
-    Denied {
-        report: Report,
-        index: usize,
-        retry_after: Duration,
-    },
+    Denied { index: usize, retry_after: Duration },
     /// The cost exceeds quota `index`'s burst: it can never pass.
     TooCostly { index: usize },
     /// A new key while a limiter was full of keys ([`crate::Overflow::Refuse`]).
@@ -142,8 +151,12 @@ impl<C: Clock + Clone> Tier<C> {
         Tier {
             limiters,
             denials,
-            policy: header_value(items.join(", ")),
-            limits: spec.quotas.iter().map(|q| q.count().into()).collect(),
+            policy: fixed(&items.join(", ")).expect(CHECKED),
+            limits: spec
+                .quotas
+                .iter()
+                .map(|q| fixed(&q.count().to_string()).expect(CHECKED))
+                .collect(),
             names,
             sf_names,
             name: spec.name.clone(),
@@ -152,37 +165,52 @@ impl<C: Clock + Clone> Tier<C> {
 }
 
 impl<C: Clock> Tier<C> {
-    /// Charges `cost` to `key` on every quota, or on none; the report is filled in only if
-    /// `report_usage` (the headers need it; the arithmetic costs a few divisions).
+    /// Charges `cost` to `key` on every quota, or on none. `report`, when given, is filled in
+    /// with each quota's state (the headers need it; the arithmetic costs a few divisions).
+    ///
+    /// The report is the caller's, so that neither it nor the decision is copied on the way
+    /// back: this runs on every request.
     #[inline]
-    pub(crate) fn check(&self, key: &[u8], cost: u64, report_usage: bool) -> Decision {
-        let mut report = Report {
-            usages: [Usage::default(); MAX_QUOTAS],
-            len: self.limiters.len() as u8,
-        };
-        let refusal = match self.check_from(0, key, cost, report_usage, &mut report) {
-            Ok(()) => return Decision::Allowed(report),
-            Err(refusal) => refusal,
+    pub(crate) fn check(&self, key: &[u8], cost: u64, mut report: Option<&mut Report>) -> Decision {
+        if let Some(report) = report.as_deref_mut() {
+            report.len = self.limiters.len() as u8;
+        }
+
+        // One quota, the usual case: no chain and no refund to set up.
+        let refusal = if let [limiter] = &*self.limiters {
+            match limiter.check_key_n(key, cost) {
+                Ok(snapshot) => {
+                    if let Some(report) = report {
+                        report.usages[0] = Usage::from(&snapshot);
+                    }
+                    return Decision::Allowed;
+                }
+                Err(error) => Refusal { index: 0, error },
+            }
+        } else {
+            match self.check_from(0, key, cost, report.as_deref_mut()) {
+                Ok(()) => return Decision::Allowed,
+                Err(refusal) => refusal,
+            }
         };
 
         match refusal.error {
             CheckError::Denied(denied) => {
                 // The quotas after the refusing one were not asked: report them as they are, if
                 // the headers want them (a look at a key they have not seen makes its bucket).
-                if report_usage {
+                let retry_after = denied.retry_after();
+                if let Some(report) = report {
                     for i in refusal.index + 1..self.limiters.len() {
                         if let Ok(snapshot) = self.limiters[i].check_key_n(key, 0) {
                             report.usages[i] = Usage::from(&snapshot);
                         }
                     }
+                    report.usages[refusal.index] = Usage {
+                        remaining: denied.remaining(),
+                        reset: retry_after_secs(retry_after),
+                    };
                 }
-                let retry_after = denied.retry_after();
-                report.usages[refusal.index] = Usage {
-                    remaining: denied.remaining(),
-                    reset: retry_after_secs(retry_after),
-                };
                 Decision::Denied {
-                    report,
                     index: refusal.index,
                     retry_after,
                 }
@@ -200,19 +228,18 @@ impl<C: Clock> Tier<C> {
         i: usize,
         key: &[u8],
         cost: u64,
-        report_usage: bool,
-        report: &mut Report,
+        mut report: Option<&mut Report>,
     ) -> Result<(), Refusal> {
         let Some(limiter) = self.limiters.get(i) else {
             return Ok(());
         };
-        let then = |_: &Snapshot| self.check_from(i + 1, key, cost, report_usage, report);
+        let then = |_: &Snapshot| self.check_from(i + 1, key, cost, report.as_deref_mut());
         let (snapshot, result) = match limiter.check_key_n_then(key, cost, then) {
             Then::Passed(snapshot, ()) => (snapshot, Ok(())),
             Then::Undone(snapshot, refusal) => (snapshot, Err(refusal)),
             Then::Refused(error) => return Err(Refusal { index: i, error }),
         };
-        if report_usage {
+        if let Some(report) = report {
             report.usages[i] = Usage::from(&snapshot);
         }
         result

@@ -269,8 +269,8 @@ where
     ///
     /// papaya cannot start an iteration in the middle of a table, so the slice skips the keys
     /// before its position: a sequential scan of the table's slots, cheap next to the visits,
-    /// which touch each key's bucket. Inserts, removals and a resize move keys; the shard's
-    /// position then visits some keys twice and others a round later, which is harmless.
+    /// which touch each key's bucket. Inserts, other removals and a resize move keys; the
+    /// shard's position then visits some keys twice and others a round later, which is harmless.
     pub(crate) fn sweep_slice(&self, mut dead: impl FnMut(&Bucket) -> bool) -> (usize, usize) {
         // Relaxed, here and on the position: both only spread the work and publish nothing.
         let shard = self.slices.fetch_add(1, Ordering::Relaxed) & self.shard_mask as usize;
@@ -291,18 +291,28 @@ where
         let keys = map.iter(&guard).skip(at).take(SLICE);
         let (visited, evicted) = self.visit(map, keys, &guard, &mut dead);
 
-        // The end of the shard: its next slice starts it again.
-        if visited < SLICE {
-            let _ = position.compare_exchange(claimed, 0, Ordering::Relaxed, Ordering::Relaxed);
+        // The end of the shard: its next slice starts it again. Otherwise the keys this slice
+        // evicted no longer count in the iteration, so the next slice starts that many places
+        // earlier, where the first key it has not visited now is. Another slice may have moved
+        // the position since: then it stays where that one put it.
+        let next = if visited < SLICE {
+            0
+        } else {
+            claimed - evicted
+        };
+        if next != claimed {
+            let _ = position.compare_exchange(claimed, next, Ordering::Relaxed, Ordering::Relaxed);
         }
         (visited, evicted)
     }
 
     /// Slices enough for every shard to come round once from wherever its position is: a shard
-    /// of `n` keys takes `n / SLICE + 1` slices, the last one short (or empty) and wrapping.
+    /// of `n` keys takes `n / SLICE + 1` slices, the last one short (or empty) and wrapping,
+    /// and one more in case the shard shrank below its position, whose first slice then only
+    /// finds the end.
     pub(crate) fn slices_per_round(&self) -> usize {
         let largest = self.shards.iter().map(HashMap::len).max().unwrap_or(0);
-        self.shards.len() * (largest / SLICE + 1)
+        self.shards.len() * (largest / SLICE + 2)
     }
 
     /// Sweeps every shard once.
