@@ -21,6 +21,8 @@
 //!   each `GET /api/data` response, to tell what the fields cost HTTP from what the limiter
 //!   costs; `--no-headers` keeps the layers and sends no rate-limit header fields.
 
+use std::fmt;
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
@@ -74,11 +76,14 @@ async fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(Some(options)) => options,
         Ok(None) => {
-            println!("{USAGE}");
+            say(&mut std::io::stdout(), format_args!("{USAGE}"));
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
+            say(
+                &mut std::io::stderr(),
+                format_args!("error: {message}\n\n{USAGE}"),
+            );
             return ExitCode::from(2);
         }
     };
@@ -86,10 +91,15 @@ async fn main() -> ExitCode {
     match serve(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            say(&mut std::io::stderr(), format_args!("error: {err}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes a line, ignoring a closed stream: `server --help | head -1` must not panic.
+fn say(out: &mut impl Write, text: fmt::Arguments<'_>) {
+    let _ = writeln!(out, "{text}");
 }
 
 /// Serves until Ctrl-C, then finishes the requests in flight.
@@ -135,15 +145,17 @@ async fn serve(options: Options) -> std::io::Result<()> {
     };
 
     let addr = listener.local_addr()?;
-    if let Mode::Limit { .. } = options.mode {
-        println!(
-            "hotlimit example server listening on http://{addr} ({} per API key, 1000/min \
-             for pro_ keys, 5/min per IP on POST /login)",
+    let limits = match options.mode {
+        Mode::Limit { .. } => format!(
+            "{} per API key, 1000/min for pro_ keys, 5/min per IP on POST /login",
             options.quota
-        );
-    } else {
-        println!("hotlimit example server listening on http://{addr} (no rate limits)");
-    }
+        ),
+        Mode::NoLimit | Mode::FixedHeaders => "no rate limits".to_owned(),
+    };
+    say(
+        &mut std::io::stdout(),
+        format_args!("hotlimit example server listening on http://{addr} ({limits})"),
+    );
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -2,15 +2,18 @@
 """Draws ns per keyed check against the number of keys, from criterion's saved estimates.
 
 Run after `cargo bench --bench hot_path`; writes docs/keyed-scaling.svg (or the path given).
+Reads `$CARGO_TARGET_DIR/criterion` when that variable is set, else `target/criterion`.
 One line per limiter of the `keyed_allowed` group, key counts on a logarithmic axis.
 """
 
 import json
 import math
+import os
 import pathlib
 import sys
 
-root = pathlib.Path("target/criterion/keyed_allowed")
+target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+root = target / "criterion" / "keyed_allowed"
 out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "docs/keyed-scaling.svg")
 colors = {"hotlimit": "#d62728", "governor": "#1f77b4", "governor_foldhash": "#7f7f7f"}
 labels = {

@@ -2,16 +2,19 @@
 """Prints hotlimit / governor per benchmark from criterion's saved estimates.
 
 Run after `cargo bench --bench hot_path` (quick mode works too). Reads the median of every
-`target/criterion/<group>/<function>[/<input>]/new/estimates.json`, pairs the `hotlimit`
-function of a group with its peers for the same input (`governor`, and `governor_foldhash` where
-the group has it), and lists the `floor` group after them.
+`criterion/<group>/<function>[/<input>]/new/estimates.json` under `$CARGO_TARGET_DIR` (or
+`target`; or the criterion folder given), pairs the `hotlimit` function of a group with its
+peers for the same input (`governor`, and `governor_foldhash` where the group has it), and
+lists the `floor` group after them.
 """
 
 import json
+import os
 import pathlib
 import sys
 
-root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else target / "criterion"
 medians = {}
 for path in sorted(root.glob("**/new/estimates.json")):
     parts = path.relative_to(root).parts[:-2]
@@ -21,6 +24,8 @@ for path in sorted(root.glob("**/new/estimates.json")):
     with open(path) as f:
         medians[(group, rest, function)] = json.load(f)["median"]["point_estimate"]
 
+if not medians:
+    sys.exit(f"bench-ratios: no criterion estimates under {root}; run the benches first")
 
 def key_order(item):
     (group, rest, _), _ = item

@@ -45,7 +45,9 @@ if curl -s -o /dev/null "http://$addr/"; then
     exit 2
 fi
 
-# Requests per second of one wrk run against the server started with "$@".
+# One wrk run against the server started with "$@": its requests per second go to `rate`.
+# It runs in this shell, not in a subshell, so that a failure or an interrupt ends the script
+# and the traps see the server's pid.
 run() {
     taskset -c 0 "$server" --addr "$addr" "$@" >/dev/null &
     pid=$!
@@ -58,33 +60,38 @@ run() {
         echo "load-test: the server ($*) did not answer" >&2
         exit 1
     fi
-    local rate
     rate=$(taskset -c 1 wrk -t1 -c32 -d"${seconds}s" -H 'X-API-Key: alice' "$url" \
         | awk '/^Requests\/sec:/ { print $2 }')
-    kill -INT "$pid"
+    kill -INT "$pid" 2>/dev/null
     wait "$pid" || true
     pid=
     if [ -z "$rate" ] || ! awk -v r="$rate" 'BEGIN { exit !(r > 0) }'; then
         echo "load-test: wrk measured nothing against the server ($*)" >&2
         exit 1
     fi
-    echo "$rate"
 }
 
 declare -A results
 open=100000000/s
 names=(no-limit fixed-headers allowed allowed-no-headers denied)
 for round in $(seq "$rounds"); do
-    results[no-limit]+="$(run --no-limit) "
-    results[fixed-headers]+="$(run --fixed-headers --quota "$open") "
-    results[allowed]+="$(run --quota "$open") "
-    results[allowed-no-headers]+="$(run --quota "$open" --no-headers) "
-    results[denied]+="$(run) "
+    run --no-limit
+    results[no-limit]+="$rate "
+    run --fixed-headers --quota "$open"
+    results[fixed-headers]+="$rate "
+    run --quota "$open"
+    results[allowed]+="$rate "
+    run --quota "$open" --no-headers
+    results[allowed-no-headers]+="$rate "
+    run
+    results[denied]+="$rate "
     echo "round $round of $rounds done" >&2
 done
 
+# The middle value; with an even count, the mean of the two middle ones.
 median() {
-    tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+    tr ' ' '\n' | grep . | sort -g \
+        | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
 }
 base=$(echo "${results[no-limit]}" | median)
 echo

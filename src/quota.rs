@@ -90,7 +90,9 @@ pub enum QuotaError {
         reason: &'static str,
     },
     /// A quota string names a time unit this crate does not know.
-    #[error("cannot read quota {input:?}: unknown time unit {unit:?} (use ms, s, min, h or d)")]
+    #[error(
+        "cannot read quota {input:?}: unknown time unit {unit:?} (use ns, us, ms, s, min, h or d)"
+    )]
     UnknownUnit {
         /// The string given.
         input: String,

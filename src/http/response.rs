@@ -136,10 +136,13 @@ pub(crate) fn no_key(
         return grpc_status(code, &message, None);
     }
 
-    let error = match header {
-        Some(name) if name == super::API_KEY_HEADER => "API key required",
-        Some(_) => "key required",
-        None => "client not identified",
+    let api_key = header.is_some_and(|name| name == super::API_KEY_HEADER);
+    let error = match (header, reason) {
+        (Some(_), KeyError::Missing) if api_key => "API key required",
+        (Some(_), KeyError::Missing) => "key required",
+        (Some(_), _) if api_key => "invalid API key",
+        (Some(_), _) => "invalid key",
+        (None, _) => "client not identified",
     };
     let body = json!({
         "type": "about:blank",
