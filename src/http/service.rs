@@ -11,7 +11,7 @@ use tower::Service;
 
 use super::future::ResponseFuture;
 use super::headers::Fields;
-use super::key::RequestHead;
+use super::key::{KeyError, RequestHead};
 use super::layer::Shared;
 use super::metrics::Outcome;
 use super::response::{is_grpc, no_key, no_room, too_costly, too_many_requests, Denial};
@@ -81,29 +81,13 @@ impl<C: Clock> Shared<C> {
         // Find the key; a request without one never reaches a bucket.
         let key = match config.key.extract(head) {
             Ok(key) => key,
-            Err(reason) => {
-                self.counters.count(Outcome::KeyError);
-                let fields = Fields::new(config, &self.tiers[0], None, None, &[]);
-                if config.shadow {
-                    return Ok(fields);
-                }
-                let default = match config.key.is_header() {
-                    true => StatusCode::UNAUTHORIZED,
-                    false => StatusCode::BAD_REQUEST,
-                };
-                let status = config.key_error_status.unwrap_or(default);
-                let header = config.key.header_name();
-                let mut response = no_key(reason, header, status, is_grpc(head.headers));
-                fields.write(response.headers_mut());
-                return Err(Box::new(response));
-            }
+            Err(reason) => return self.unidentified(reason, head),
         };
-        let key = key.as_bytes();
 
         // Pick the tier and the cost, then charge every quota of the tier or none.
         let tier = match &config.select {
             Some(select) => {
-                let name = select(key, head);
+                let name = select(key.as_bytes(), head);
                 let found = self
                     .tiers
                     .iter()
@@ -116,21 +100,23 @@ impl<C: Clock> Shared<C> {
         // Without headers the report is never written, not even zeroed.
         let usage = config.draft_headers || config.legacy_headers;
         let mut report = usage.then(Report::default);
-        let (index, retry_after) = match tier.check(key, cost, report.as_mut()) {
+        let (index, retry_after) = match tier.check(&key, cost, report.as_mut()) {
             Decision::Allowed => {
                 self.counters.count(Outcome::Allowed);
+                let key = key.as_bytes();
                 return Ok(Fields::new(config, tier, report.as_ref(), None, key));
             }
             Decision::Denied { index, retry_after } => (index, retry_after),
             Decision::TooCostly { index } => {
-                let fields = Fields::new(config, tier, None, Some(index), key);
+                let fields = Fields::new(config, tier, None, Some(index), key.as_bytes());
                 let grpc = is_grpc(head.headers);
                 return self.refuse(fields, || too_costly(cost, tier.quota(index), grpc));
             }
             Decision::NoRoom => {
-                let fields = Fields::new(config, tier, None, None, key);
+                let fields = Fields::new(config, tier, None, None, key.as_bytes());
                 return self.refuse(fields, || no_room(is_grpc(head.headers)));
             }
+            Decision::Unidentified => return self.unidentified(KeyError::Missing, head),
         };
 
         // Refused by quota `index`.
@@ -150,7 +136,7 @@ impl<C: Clock> Shared<C> {
             shadow = config.shadow,
             "rate limit refused a request"
         );
-        let fields = Fields::new(config, tier, report.as_ref(), Some(index), key);
+        let fields = Fields::new(config, tier, report.as_ref(), Some(index), key.as_bytes());
         let grpc = is_grpc(head.headers);
         self.refuse(fields, || {
             let response = match &config.on_denied {
@@ -159,6 +145,30 @@ impl<C: Clock> Shared<C> {
             };
             (response, Some(retry_after))
         })
+    }
+
+    /// The answer to a request without a usable key (or passing it, in shadow mode).
+    #[cold]
+    fn unidentified(
+        &self,
+        reason: KeyError,
+        head: &RequestHead<'_>,
+    ) -> Result<Fields, Box<Response<Full<Bytes>>>> {
+        let config = &*self.policy.config;
+        self.counters.count(Outcome::KeyError);
+        let fields = Fields::new(config, &self.tiers[0], None, None, &[]);
+        if config.shadow {
+            return Ok(fields);
+        }
+        let default = match config.key.is_header() {
+            true => StatusCode::UNAUTHORIZED,
+            false => StatusCode::BAD_REQUEST,
+        };
+        let status = config.key_error_status.unwrap_or(default);
+        let header = config.key.header_name();
+        let mut response = no_key(reason, header, status, is_grpc(head.headers));
+        fields.write(response.headers_mut());
+        Err(Box::new(response))
     }
 
     /// Refuses with `response()` and `fields`, or in shadow mode passes the request, marked.
