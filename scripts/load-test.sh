@@ -38,7 +38,9 @@ url="http://$addr/api/data"
 # A server left behind would answer for the next set-up: stop ours on any way out, and refuse
 # to start while something else holds the port.
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; exit 130' INT TERM HUP
+for signal in INT:130 TERM:143 HUP:129; do
+    trap "[ -n \"\$pid\" ] && kill \"\$pid\" 2>/dev/null; exit ${signal#*:}" "${signal%:*}"
+done
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null' EXIT
 if curl -s -o /dev/null "http://$addr/"; then
     echo "load-test: something already listens on $addr" >&2
@@ -62,7 +64,7 @@ run() {
     fi
     rate=$(taskset -c 1 wrk -t1 -c32 -d"${seconds}s" -H 'X-API-Key: alice' "$url" \
         | awk '/^Requests\/sec:/ { print $2 }')
-    kill -INT "$pid" 2>/dev/null
+    kill -INT "$pid" 2>/dev/null || true
     wait "$pid" || true
     pid=
     if [ -z "$rate" ] || ! awk -v r="$rate" 'BEGIN { exit !(r > 0) }'; then

@@ -192,7 +192,7 @@ type PeerFn = dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync;
 /// memory`).
 ///
 /// A request without a usable key never reaches a bucket: the layer answers it itself (`401`
-/// for a missing header key, `400` otherwise; see
+/// for a header key that is missing or unusable, `400` otherwise; see
 /// [`PolicyBuilder::key_error_status`](super::PolicyBuilder::key_error_status)).
 ///
 /// # The peer address
