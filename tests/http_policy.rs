@@ -22,6 +22,10 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tower::{service_fn, Layer, ServiceExt};
 
+#[path = "support/headers.rs"]
+mod headers;
+use headers::header;
+
 type Resp = Response<hotlimit::http::ResponseBody<Full<Bytes>>>;
 
 fn clock() -> ManualClock {
@@ -54,14 +58,6 @@ fn from_peer(peer: &str, forwarded_for: Option<&str>) -> Request<Full<Bytes>> {
         request.headers_mut().insert("x-forwarded-for", value);
     }
     request
-}
-
-fn header<'a>(response: &'a Resp, name: &str) -> &'a str {
-    let value = response.headers().get(name);
-    value
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
 }
 
 async fn json(response: Resp) -> Value {

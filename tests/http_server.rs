@@ -10,6 +10,10 @@ use reqwest::header::HeaderValue;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "support/headers.rs"]
+mod headers;
+use headers::header;
+
 /// The example server's app, on a manual clock.
 async fn serve(layer: RateLimitLayer<ManualClock>) -> String {
     let app = Router::new()
@@ -38,14 +42,6 @@ async fn get_with_key(url: &str, key: impl Into<HeaderValue>) -> Response {
         .header("x-api-key", key)
         .send()
         .await
-        .unwrap()
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> &'a str {
-    let value = response.headers().get(name);
-    value
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
         .unwrap()
 }
 

@@ -17,6 +17,10 @@ use redis_server::start_or_skip;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
+#[path = "support/headers.rs"]
+mod headers;
+use headers::header;
+
 macro_rules! server {
     () => {
         match start_or_skip(std::thread::current().name().unwrap_or("redis_http")) {
@@ -54,14 +58,6 @@ async fn get_with(url: &str, key: Option<&str>) -> Response {
         request = request.header("x-api-key", key);
     }
     request.send().await.unwrap()
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> &'a str {
-    let value = response.headers().get(name);
-    value
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
 }
 
 /// The names of the headers a response carries, but the ones every response has.
