@@ -1,12 +1,14 @@
 //! Ten million distinct keys against a limiter capped at one million: memory stays bounded.
 //!
 //! ```text
-//! cargo bench --bench flood             # 10M keys
-//! cargo bench --bench flood -- --quick  # 2M keys
+//! cargo bench --bench flood                       # 10M keys, cap 1M
+//! cargo bench --bench flood -- --quick            # 2M keys
+//! cargo bench --bench flood -- --cap 1500000      # another cap
 //! ```
 //!
 //! Keys arrive 20,000 a second of simulated time (a manual clock), each used once; the idle TTL
-//! is 60 s, so about 1.2M keys would be live at once without the cap of 1M. Keys beyond the cap
+//! is 60 s, so about 1.2M keys would be live at once without the cap of 1M (with `--cap`, keys
+//! arrive at the rate that would keep 1.2 times that cap live). Keys beyond the cap
 //! share one overflow bucket. Every million keys the bench prints the resident set, the key
 //! count and the slowest check so far. Then it measures the cost of a sweep per key, and in a
 //! child process the resident bytes per key of the same limiter holding 1M keys that never
@@ -33,34 +35,45 @@ use hotlimit::{KeyedRateLimiter, ManualClock, Overflow, Quota};
 mod rss;
 use rss::resident_bytes;
 
+/// The key cap unless `--cap` says otherwise.
 const CAP: usize = 1_000_000;
 
-/// Resident bytes per key of the flooded limiter's configuration holding 1M keys that are never
-/// evicted.
-fn per_key_without_eviction() -> f64 {
+/// Resident bytes per key of the flooded limiter's configuration holding `cap` keys that are
+/// never evicted.
+fn per_key_without_eviction(cap: usize) -> f64 {
     let limiter = KeyedRateLimiter::<u64, _>::builder(Quota::per_second(10).unwrap())
         .clock(ManualClock::new())
         .idle_ttl(Duration::MAX)
-        .max_keys(CAP, Overflow::Shared)
+        .max_keys(cap, Overflow::Shared)
         .build();
     let before = resident_bytes();
-    for key in 0..CAP as u64 {
+    for key in 0..cap as u64 {
         let _ = limiter.check_key(&key);
     }
-    (resident_bytes() - before) as f64 / CAP as f64
+    (resident_bytes() - before) as f64 / cap as f64
+}
+
+/// The number after flag `name`, if given.
+fn arg(name: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    Some(args.get(at + 1)?.parse().expect("a number after the flag"))
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--child") {
-        println!("{}", per_key_without_eviction());
+    let cap = arg("--cap").unwrap_or(CAP);
+    if let Some(child_cap) = arg("--child") {
+        println!("{}", per_key_without_eviction(child_cap));
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
     let total: u64 = if quick { 2_000_000 } else { 10_000_000 };
+    // 60 s of arrivals would be 1.2 times the cap: 50 µs apart for a cap of 1M.
+    let interval_ns = 50_000_000_000 / cap as u64;
 
     let exe = std::env::current_exe().expect("the bench binary");
     let out = Command::new(exe)
-        .arg("--child")
+        .args(["--child", &cap.to_string()])
         .output()
         .expect("a child process");
     let per_key: f64 = String::from_utf8_lossy(&out.stdout)
@@ -72,16 +85,17 @@ fn main() {
     let limiter = KeyedRateLimiter::<u64, _>::builder(Quota::per_second(10).unwrap())
         .clock(clock.clone())
         .idle_ttl(Duration::from_secs(60))
-        .max_keys(CAP, Overflow::Shared)
+        .max_keys(cap, Overflow::Shared)
         .build();
     let start = resident_bytes();
 
-    println!("{total} keys at 20,000/s simulated, idle TTL 60 s, cap {CAP} (Overflow::Shared)");
+    let rate = 1e9 / interval_ns as f64;
+    println!("{total} keys at {rate:.0}/s simulated, idle TTL 60 s, cap {cap} (Overflow::Shared)");
     println!("| keys sent | resident MiB | len | slowest check µs |");
     println!("|---:|---:|---:|---:|");
     let (mut peak_resident, mut peak_len, mut slowest) = (start, 0, Duration::ZERO);
     for key in 0..total {
-        clock.set(Duration::from_micros(50 * key));
+        clock.set(Duration::from_nanos(interval_ns * key));
         let began = Instant::now();
         let _ = limiter.check_key(&key);
         slowest = slowest.max(began.elapsed());
@@ -111,10 +125,10 @@ fn main() {
     }
 
     // The constant: the resident set at the start plus 8 MiB that the allocator may keep.
-    let bound = start as f64 + CAP as f64 * per_key + 8.0 * (1 << 20) as f64;
+    let bound = start as f64 + cap as f64 * per_key + 8.0 * (1 << 20) as f64;
     println!();
     println!(
-        "peak len {peak_len} (cap {CAP}); peak resident {:.0} MiB",
+        "peak len {peak_len} (cap {cap}); peak resident {:.0} MiB",
         peak_resident as f64 / (1 << 20) as f64
     );
     println!(
@@ -127,11 +141,23 @@ fn main() {
             "EXCEEDED"
         }
     );
+    // The budget the crate's known limits give for any cap under churn: a u64 key's 32-byte
+    // entry and up to 4 table slots of 9 bytes.
+    let budget = start as f64 + cap as f64 * (32.0 + 4.0 * 9.0) + 8.0 * (1 << 20) as f64;
+    println!(
+        "documented budget: start + cap x 68 B/key + 8 MiB = {:.0} MiB: {}",
+        budget / (1 << 20) as f64,
+        if (peak_resident as f64) <= budget {
+            "held"
+        } else {
+            "EXCEEDED"
+        }
+    );
     println!(
         "sweep: {visited} keys in {:.1} ms, {:.1} ns per key; longest slice {:.0} µs",
         swept.as_secs_f64() * 1e3,
         swept.as_nanos() as f64 / visited.max(1) as f64,
         longest.as_secs_f64() * 1e6
     );
-    assert!(peak_len <= CAP, "the key cap was exceeded");
+    assert!(peak_len <= cap, "the key cap was exceeded");
 }

@@ -73,7 +73,8 @@
 //!   a cap of 1M (15,625 keys a shard, 32,768 slots) peaked within 2 MiB of the resident memory
 //!   of 1M keys that never leave, about 51 bytes a key (`cargo bench --bench flood`). A cap
 //!   whose 64th fills more than half of its table gets tables twice that size under churn:
-//!   budget 4 slots a key.
+//!   budget 4 slots a key (a cap of 1.5M peaked at 85 MiB, within the 108 MiB of that budget:
+//!   `cargo bench --bench flood -- --cap 1500000`).
 //! - Past about 10k keys a keyed check costs what papaya's lookup costs: each entry is its own
 //!   allocation, so a check on a key out of cache pays one more dependent miss than a map with
 //!   inline buckets (see the README's benchmarks).
